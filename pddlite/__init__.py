@@ -1,0 +1,21 @@
+"""pddlite: Prototype Data Description (Ando & Yamamoto), as a thin, tested PyTorch library.
+
+The pieces follow the paper: tasks with K-shot prototypes (:mod:`pddlite.data`), the GAN of
+Tables 3-4 (:mod:`pddlite.nets`, :mod:`pddlite.gan`), the margin losses of Eqs. 4-6
+(:mod:`pddlite.losses`), the tune-up (:mod:`pddlite.tuneup`), Eq. 7 scoring
+(:mod:`pddlite.scoring`), the estimator (:class:`pddlite.PDD`) and the metrics (:mod:`pddlite.metrics`).
+"""
+
+from .data import Task, make_task, make_task_from_arrays
+from .errors import PDDLiteError
+from .metrics import auprc, auroc
+from .pdd import PDD, PDDConfig
+from .profiles import get_profile
+from .scoring import PrototypeKDE, UMAPKDE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PDD", "PDDConfig", "PDDLiteError", "PrototypeKDE", "Task", "UMAPKDE",
+    "auprc", "auroc", "get_profile", "make_task", "make_task_from_arrays", "__version__",
+]

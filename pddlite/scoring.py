@@ -1,0 +1,255 @@
+"""Anomaly scores from embedded prototypes: Eq. 7 of the paper and the sample notebook's variant.
+
+:class:`PrototypeKDE` is Eq. 7: a Gaussian KDE D^(n) per normal class n on its embedded
+prototypes, scaled by that density's largest and smallest value on the OTHER classes' prototypes,
+
+    a_n(x) = (D^(n)(f(x)) - D_max^(n)) / (D_max^(n) - D_min^(n)),    A(x) = exp(-max_n a_n(x)).
+
+Everything is computed from log-densities in float64. The Gaussian normalising constant cancels in
+a_n, and dividing numerator and denominator by D_max gives
+
+    a_n = expm1(l_n - l_max) / -expm1(l_min - l_max),        l = log D,
+
+which never needs a density itself: in 3,136 dimensions the densities underflow to zero and their
+ratios overflow, while their logarithms are ordinary numbers.
+
+:class:`UMAPKDE` is the sample notebook's scoring: UMAP to 3-D, a scikit-learn KDE per class,
+and per-class scaling by the max and 0.9-quantile of the scored log-densities.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .errors import PDDLiteError
+
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+_LARGE = 300.0  # above this, asinh(a) = log(2a) to double precision and exp(l - l_max) is huge
+
+
+def _as_float64(z: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    t = torch.as_tensor(z).detach()
+    if t.ndim != 2:
+        raise PDDLiteError(f"{name} must be an N x d matrix of embeddings, got shape {tuple(t.shape)}")
+    t = t.to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise PDDLiteError(f"{name} contains NaN or inf: the embedding network has diverged")
+    return t
+
+
+class PrototypeKDE:
+    """Eq. 7: class-wise Gaussian KDE on embedded prototypes, scaled by the other classes' prototypes.
+
+    Args:
+        bandwidth: the kernel width w (Sec. 5.1: w = 10).
+        chunk_size: test points scored at once (bounds memory at chunk x classes x prototypes).
+
+    Fitted attributes: ``classes_`` (sorted labels), ``prototypes_`` (float64), ``labels_``,
+    ``log_dmax_`` and ``log_dmin_`` (log D_max^(n), log D_min^(n) per class).
+
+    If D_max^(n) == D_min^(n) (for instance when only one other prototype exists) the scale is
+    taken as D_max^(n), that is D_min^(n) is treated as 0: a_n = D^(n)/D_max^(n) - 1.
+    """
+
+    def __init__(self, bandwidth: float = 10.0, chunk_size: int = 2048):
+        if not (isinstance(bandwidth, (int, float)) and bandwidth > 0 and math.isfinite(bandwidth)):
+            raise PDDLiteError(f"bandwidth must be a positive number, got {bandwidth!r}")
+        self.bandwidth = float(bandwidth)
+        self.chunk_size = int(chunk_size)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, z_proto: np.ndarray | torch.Tensor, y_proto: np.ndarray | torch.Tensor) -> "PrototypeKDE":
+        """Store the embedded prototypes and compute D_max^(n), D_min^(n) (in log space)."""
+        z = _as_float64(z_proto, "prototype embeddings")
+        y = torch.as_tensor(np.asarray(y_proto.cpu() if isinstance(y_proto, torch.Tensor) else y_proto))
+        y = y.to(torch.int64).flatten().to(z.device)
+        if len(y) != len(z):
+            raise PDDLiteError(f"{len(z)} prototype embeddings but {len(y)} labels")
+        classes = torch.unique(y)
+        if len(classes) < 2:
+            raise PDDLiteError("Eq. 7 needs prototypes of at least two normal classes (D_max uses the others)")
+        self.classes_ = classes
+        self.prototypes_ = z
+        self.labels_ = y
+        self._member = y[None, :] == classes[:, None]  # C x P
+        log_d = self.log_density(z)  # P x C
+        other = ~self._member.T  # P x C: prototype p is of another class than column n
+        self.log_dmax_ = log_d.masked_fill(~other, float("-inf")).max(dim=0).values
+        self.log_dmin_ = log_d.masked_fill(~other, float("inf")).min(dim=0).values
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "prototypes_"):
+            raise PDDLiteError("this PrototypeKDE is not fitted yet: call fit(z_proto, y_proto) first")
+
+    # ------------------------------------------------------------------ densities
+    def log_density(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """log D^(n)(z) for every class n (columns in sorted class order), the full Gaussian KDE.
+
+        Equals scikit-learn's ``KernelDensity(kernel="gaussian", bandwidth=w).score_samples``
+        fitted on class n's prototypes.
+        """
+        self._check_fitted()
+        z = _as_float64(z, "embeddings").to(self.prototypes_.device)
+        p = self.prototypes_
+        if z.shape[1] != p.shape[1]:
+            raise PDDLiteError(f"embeddings have {z.shape[1]} dimensions, the prototypes {p.shape[1]}")
+        d = p.shape[1]
+        centre = p.mean(dim=0, keepdim=True)  # centring keeps ||a||^2 + ||b||^2 - 2ab accurate
+        p = p - centre
+        p_sq = (p * p).sum(1)
+        counts = self._member.sum(1).to(torch.float64)
+        log_norm = counts.log() + 0.5 * d * math.log(2 * math.pi * self.bandwidth**2)
+        neg_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=p.device)
+        out = []
+        for part in z.split(self.chunk_size):
+            part = part - centre
+            d2 = ((part * part).sum(1)[:, None] + p_sq[None, :] - 2.0 * part @ p.T).clamp_min(0.0)
+            e = -d2 / (2.0 * self.bandwidth**2)  # N x P
+            masked = torch.where(self._member[None, :, :], e[:, None, :], neg_inf)  # N x C x P
+            out.append(torch.logsumexp(masked, dim=2) - log_norm[None, :])
+        return torch.cat(out)
+
+    def _log_ratios(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(l - l_max, -expm1(l_min - l_max)) per point and class: the pieces of a_n."""
+        delta = self.log_density(z) - self.log_dmax_[None, :]
+        gap = self.log_dmin_ - self.log_dmax_
+        scale = -torch.expm1(gap)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # D_max == D_min: divide by D_max
+        return delta, scale
+
+    def scaled_density(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """a_n(x) of Eq. 7 for every normal class n (columns in sorted class order), float64.
+
+        a_n can exceed the float64 range for points far closer to class n than any other class's
+        prototype is (exp of more than 709); such entries are clipped to the largest float64.
+        Use :meth:`rank_score` for an exact ranking.
+        """
+        delta, scale = self._log_ratios(z)
+        a = torch.expm1(delta.clamp(max=709.0)) / scale[None, :]
+        return torch.nan_to_num(a, posinf=_FLOAT64_MAX, neginf=-_FLOAT64_MAX).clamp(-_FLOAT64_MAX, _FLOAT64_MAX)
+
+    def score(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A(x) = exp(-max_n a_n(x)) of Eq. 7, float64; higher = more anomalous.
+
+        The literal value saturates at the ends of the float64 range (0 for very normal points, the
+        largest float64 where D_max is barely above D_min); :meth:`rank_score` has the same order
+        without saturation.
+        """
+        a_max = self.scaled_density(z).max(dim=1).values
+        return torch.exp(-a_max).clamp(max=_FLOAT64_MAX)
+
+    def rank_score(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """-asinh(max_n a_n(x)): finite for every finite input, and strictly increasing in A(x).
+
+        A strictly increasing transform of A(x) gives the same AUROC and AUPRC. asinh is odd and
+        increasing, so it keeps the ordering of a_n across classes too; for large a it equals
+        log(2a), which is computed from l - l_max without ever forming the density ratio.
+        """
+        delta, scale = self._log_ratios(z)
+        direct = torch.asinh(torch.expm1(delta.clamp(max=_LARGE)) / scale[None, :])
+        # large a: asinh(a) = log(2a) = log 2 + delta + log1p(-exp(-delta)) - log(scale)
+        large = math.log(2.0) + delta + torch.log1p(-torch.exp(-delta.clamp(min=_LARGE))) - torch.log(scale)[None, :]
+        t = torch.where(delta > _LARGE, large, direct)
+        return -t.max(dim=1).values
+
+
+class UMAPKDE:
+    """The sample notebook's scoring: UMAP to 3-D, one KDE per class, scaling by scored log-densities.
+
+    For each class n, a scikit-learn Gaussian ``KernelDensity(bandwidth)`` is fitted on the class's
+    prototypes in the UMAP space; a test point's log-density s is scaled as
+    (s - max(s)) / (max(s) - quantile_q(s)) over a reference set; the anomaly score is minus the
+    largest scaled value over the classes.
+
+    ``transductive=True`` (the notebook): UMAP is fitted on the test and prototype embeddings
+    together, and the reference set of the scaling is the scored test set itself, so each test
+    score depends on the rest of the test set. ``transductive=False``: UMAP is fitted on training
+    embeddings and prototypes at :meth:`fit`, and the scaling uses the training embeddings, so a
+    test point's score depends on that point alone.
+    """
+
+    def __init__(
+        self,
+        bandwidth: float = 10.0,
+        n_components: int = 3,
+        quantile: float = 0.9,
+        transductive: bool = True,
+        random_state: int = 0,
+        max_fit_points: int = 20000,
+    ):
+        self.bandwidth = float(bandwidth)
+        self.n_components = int(n_components)
+        self.quantile = float(quantile)
+        self.transductive = bool(transductive)
+        self.random_state = int(random_state)
+        self.max_fit_points = int(max_fit_points)
+
+    def fit(
+        self,
+        z_proto: np.ndarray | torch.Tensor,
+        y_proto: np.ndarray | torch.Tensor,
+        z_train: np.ndarray | torch.Tensor | None = None,
+    ) -> "UMAPKDE":
+        """Store the prototypes; in inductive mode also fit UMAP and the scaling on ``z_train``."""
+        self.prototypes_ = _as_float64(z_proto, "prototype embeddings").cpu().numpy()
+        self.labels_ = np.asarray(torch.as_tensor(y_proto).cpu()).astype(np.int64).ravel()
+        self.classes_ = np.unique(self.labels_)
+        if len(self.classes_) < 2:
+            raise PDDLiteError("UMAPKDE needs prototypes of at least two normal classes")
+        if not self.transductive:
+            if z_train is None:
+                raise PDDLiteError("the inductive UMAPKDE needs training embeddings: fit(z_proto, y_proto, z_train)")
+            train = _as_float64(z_train, "training embeddings").cpu().numpy()
+            if len(train) > self.max_fit_points:
+                pick = np.random.default_rng(self.random_state).choice(len(train), self.max_fit_points, replace=False)
+                train = train[np.sort(pick)]
+            self.umap_ = self._umap().fit(np.concatenate([train, self.prototypes_]))
+            low = self.umap_.embedding_
+            self._fit_kdes(low[len(train):])
+            self._fit_scaling(self._log_densities(low[: len(train)]))
+        return self
+
+    def _umap(self):
+        try:
+            import umap
+        except ImportError as err:
+            raise PDDLiteError("the reference scoring needs umap-learn: pip install umap-learn") from err
+        return umap.UMAP(n_components=self.n_components, random_state=self.random_state)
+
+    def _fit_kdes(self, low_proto: np.ndarray) -> None:
+        from sklearn.neighbors import KernelDensity
+
+        self.kdes_ = [
+            KernelDensity(kernel="gaussian", bandwidth=self.bandwidth).fit(low_proto[self.labels_ == c])
+            for c in self.classes_
+        ]
+
+    def _log_densities(self, low: np.ndarray) -> np.ndarray:
+        return np.stack([kde.score_samples(low) for kde in self.kdes_], axis=1)
+
+    def _fit_scaling(self, ref: np.ndarray) -> None:
+        self.top_ = ref.max(axis=0)
+        spread = self.top_ - np.quantile(ref, self.quantile, axis=0)
+        self.spread_ = np.where(spread > 0, spread, 1.0)
+
+    def scaled_density(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
+        """The per-class scaled log-densities (columns in sorted class order)."""
+        if not hasattr(self, "prototypes_"):
+            raise PDDLiteError("this UMAPKDE is not fitted yet: call fit first")
+        zt = _as_float64(z, "embeddings").cpu().numpy()
+        if self.transductive:
+            low = self._umap().fit_transform(np.concatenate([zt, self.prototypes_]))
+            self._fit_kdes(low[len(zt):])
+            s = self._log_densities(low[: len(zt)])
+            self._fit_scaling(s)
+        else:
+            s = self._log_densities(self.umap_.transform(zt))
+        return (s - self.top_) / self.spread_
+
+    def score(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Minus the largest scaled log-density: higher = more anomalous."""
+        return -self.scaled_density(z).max(axis=1)
