@@ -2,10 +2,18 @@
 
 The paper embeds with the discriminator's features (Tables 3-4) and measures Euclidean
 distances there (Eqs. 4-7). Raw features have norms that vary with the image (a thin digit '1'
-lights up fewer units than an '8'), so raw distances mix "how much ink" with "which class"; with
-``normalize="l2"`` every embedding is divided by its norm, so distances compare directions only.
-pddlite's measured default is ``"l2"`` (see the README's table of measurements); ``"none"`` is the
-paper taken literally.
+lights up fewer units than an '8'), and after the final LeakyReLU they nearly all share one
+orthant, so raw distances mostly measure "how much ink". pddlite therefore offers:
+
+* ``"none"``: the raw features, the paper taken literally;
+* ``"l2"``: each embedding divided by its norm (compares directions, but all directions are close);
+* ``"center-l2"`` (the default): subtract the centre c, the mean raw feature of the prototypes,
+  then divide by the norm, so that embeddings spread over the whole unit sphere around the
+  normal data. c is recomputed from the prototypes at every tune-up step and fixed at scoring.
+
+The choice was measured (see the README's table): on mnist-5k with anomaly 1, Eq. 7 after
+pre-training alone scores AUROC 0.58 with ``"none"``, 0.68 with ``"l2"`` and 0.92 with
+``"center-l2"``.
 
 BatchNorm: embeddings are computed in eval mode (running statistics), for prototypes during the
 tune-up as well as for test images at scoring time, so the loss shapes exactly the function that
@@ -24,16 +32,20 @@ from torch import nn
 from .device import autocast
 from .errors import PDDLiteError
 
-NORMALIZATIONS = ("l2", "none")
+NORMALIZATIONS = ("center-l2", "l2", "none")
 
 
-def normalize(features: torch.Tensor, how: str = "l2") -> torch.Tensor:
-    """Normalise embeddings: ``"l2"`` (unit Euclidean norm) or ``"none"``."""
+def normalize(features: torch.Tensor, how: str = "center-l2", center: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalise raw embeddings: ``"center-l2"`` (needs ``center``), ``"l2"`` or ``"none"``."""
     if how == "none":
         return features
-    if how == "l2":
-        return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    raise PDDLiteError(f"unknown embedding normalisation {how!r}; choose one of {NORMALIZATIONS}")
+    if how == "center-l2":
+        if center is None:
+            raise PDDLiteError("center-l2 normalisation needs the centre (the prototypes' mean raw feature)")
+        features = features - center
+    elif how != "l2":
+        raise PDDLiteError(f"unknown embedding normalisation {how!r}; choose one of {NORMALIZATIONS}")
+    return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 @contextlib.contextmanager
@@ -52,12 +64,19 @@ def bn_mode(module: nn.Module, mode: str) -> Iterator[None]:
 def embed(
     discriminator: nn.Module,
     images: torch.Tensor,
-    normalization: str = "l2",
+    normalization: str = "center-l2",
+    center: torch.Tensor | None = None,
     chunk: int = 2048,
 ) -> torch.Tensor:
     """f(x) for many images, in eval mode and without gradients, as float32 on the images' device."""
     out = []
     with torch.no_grad(), bn_mode(discriminator, "eval"), autocast(images.device):
         for part in images.split(chunk):
-            out.append(normalize(discriminator.features(part).float(), normalization))
-    return torch.cat(out) if out else torch.empty(0)
+            out.append(discriminator.features(part).float())
+    raw = torch.cat(out) if out else torch.empty(0, device=images.device)
+    return normalize(raw, normalization, center)
+
+
+def prototype_center(discriminator: nn.Module, prototypes: torch.Tensor) -> torch.Tensor:
+    """The centre c of ``"center-l2"``: the mean raw feature of the prototypes, eval mode."""
+    return embed(discriminator, prototypes, "none").mean(dim=0)

@@ -50,10 +50,18 @@ def pair_masks(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _quantile(values: torch.Tensor, q: float) -> torch.Tensor:
-    """The q-quantile with linear interpolation (NumPy's default), detached: a constant threshold."""
+    """The q-quantile with linear interpolation (NumPy's default), detached: a constant threshold.
+
+    Computed in the values' own precision (float32 or float64; half precision is promoted to
+    float32, which ``torch.quantile`` needs): a float64 threshold rounded to float32 would sit
+    off the pair distance it equals, giving that pair a spurious hinge value and gradient.
+    """
     if not 0.0 <= q <= 1.0:
         raise PDDLiteError(f"a quantile must lie in [0, 1], got {q}")
-    return torch.quantile(values.detach().float(), q, interpolation="linear").to(values.dtype)
+    v = values.detach()
+    if v.dtype not in (torch.float32, torch.float64):
+        v = v.float()
+    return torch.quantile(v, q, interpolation="linear").to(values.dtype)
 
 
 def intra_class_loss(z: torch.Tensor, y: torch.Tensor, q: float = 0.5) -> torch.Tensor:

@@ -220,6 +220,8 @@ class JointDiscriminator(nn.Module):
 
 
 def _conv_stack_for(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
+    """The image conv stack of Table 3(b) or 4(b) for ``image_shape``, and its flattened size."""
+    width = _check_width(width)
     shape = tuple(image_shape)
     if shape == (1, 28, 28):
         return conv_stack28(width), 7 * 7 * channels(64, width)

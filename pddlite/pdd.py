@@ -28,7 +28,7 @@ import torch
 
 from .data import Task
 from .device import resolve_device, seed_everything
-from .embedding import NORMALIZATIONS, embed
+from .embedding import NORMALIZATIONS, embed, prototype_center
 from .errors import PDDLiteError
 from .gan import GANTrainer
 from .nets import init_weights, make_gan
@@ -58,7 +58,7 @@ class PDDConfig:
     q_inter: float = 0.25
     bandwidth: float = 10.0
     adversarial_tuneup: bool = True
-    normalization: str = "l2"
+    normalization: str = "center-l2"
     scoring: str = "kde"
     z_std: float = 1.0
     max_train_images: int | None = None
@@ -228,9 +228,10 @@ class PDD:
         """f(x): the (normalised) discriminator features, eval mode, on the model's device."""
         self._check_fitted()
         images = _as_images(images, self.image_shape_).to(self.device)
-        return embed(self.discriminator_, images, self.config.normalization)
+        return embed(self.discriminator_, images, self.config.normalization, getattr(self, "center_", None))
 
     def _fit_scorer(self, task: Task) -> None:
+        self.center_ = prototype_center(self.discriminator_, task.prototype_images)
         self.prototype_embeddings_ = self.embed(task.prototype_images)
         self.prototype_labels_ = task.prototype_labels.to(self.device)
         if self.config.scoring == "kde":

@@ -168,8 +168,10 @@ class UMAPKDE:
     ``transductive=True`` (the notebook): UMAP is fitted on the test and prototype embeddings
     together, and the reference set of the scaling is the scored test set itself, so each test
     score depends on the rest of the test set. ``transductive=False``: UMAP is fitted on training
-    embeddings and prototypes at :meth:`fit`, and the scaling uses the training embeddings, so a
-    test point's score depends on that point alone.
+    embeddings and prototypes at :meth:`fit`, and the scaling uses the training embeddings, so
+    neither is refitted on the scored points. UMAP's ``transform`` still optimises the points of
+    one call together (its epochs and negative samples depend on the batch), so a point's score
+    can shift with the other points scored in the same call.
     """
 
     def __init__(

@@ -45,7 +45,7 @@ class TuneUpTrainer(GANTrainer):
         q_intra: float = 0.5,
         q_inter: float = 0.25,
         adversarial: bool = True,
-        normalization: str = "l2",
+        normalization: str = "center-l2",
         z_std: float = 1.0,
         device: torch.device | str = "cpu",
         seed: int = 0,
@@ -68,7 +68,8 @@ class TuneUpTrainer(GANTrainer):
         d = self.discriminator
         if self.variant == "paper":
             with bn_mode(d, "eval"), autocast(self.device):
-                z = normalize(d.features(self.prototypes).float(), self.normalization)
+                raw = d.features(self.prototypes).float()
+            z = normalize(raw, self.normalization, raw.mean(dim=0).detach())
             loss = margin_loss(z, self.prototype_labels, self.beta, self.q_intra, self.q_inter)
             opt = self.optimizers["margin"]
         else:

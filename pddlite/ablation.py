@@ -1,0 +1,302 @@
+"""Ablations: one pre-training, many tune-ups (Sec. 5.3, and the sensitivities the paper leaves open).
+
+The GAN pre-training does not see the prototypes' labels, so every ablation of the tune-up can
+start from one pre-trained model: :func:`tune_up_from` tunes a copy of it with some options
+changed, and :func:`sweep` does so for a list of values and returns one result row per value.
+
+Task transforms for the paper's "future work" (Sec. 6: sensitivity to noise and to the number
+of prototypes):
+
+* :func:`with_wrong_labels`: a fraction of the prototypes carry the label of another normal class.
+* :func:`with_shots`: the first K prototypes of each class of a task (K no larger than its shots).
+  The prototypes of :func:`pddlite.data.make_task` are nested: for one seed, the K-shot prototypes
+  are the first K of the 20-shot ones. So a task built with the largest K, with all its prototypes
+  kept out of the unlabeled set, serves every smaller K with the same pre-training.
+
+:func:`variant_steps` walks from the paper's PDD to the authors' sample notebook one difference
+at a time (see the notes on the sample notebook in the README).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import Task
+from .embedding import embed, prototype_center
+from .errors import PDDLiteError
+from .metrics import evaluate
+from .pdd import PDD, PDDConfig
+from .scoring import PrototypeKDE, UMAPKDE
+
+#: Options that change only the tune-up or the scoring, so a pre-trained model can be reused.
+TUNE_UP_OPTIONS = (
+    "tune_epochs", "tune_batch_size", "lr", "margin_lr", "beta", "q_intra", "q_inter", "bandwidth",
+    "adversarial_tuneup", "normalization", "scoring",
+)
+
+#: Task-level parameters :func:`sweep` knows besides the options above.
+TASK_PARAMETERS = ("shots", "wrong_labels")
+
+
+# --------------------------------------------------------------------------- task transforms
+
+
+def with_wrong_labels(task: Task, fraction: float, seed: int = 0) -> Task:
+    """A copy of ``task`` in which ``fraction`` of the prototypes carry a wrong label.
+
+    round(fraction x number of prototypes) prototypes, drawn at random with ``seed``, each get the
+    label of another normal class drawn uniformly; images and everything else are unchanged. The
+    drawn prototypes are spread over the classes at random, so a class may lose more than others.
+    """
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise PDDLiteError(f"fraction must lie in [0, 1], got {fraction}")
+    if len(task.normal_classes) < 2:
+        raise PDDLiteError("wrong labels need at least two normal classes")
+    labels = task.prototype_labels.clone()
+    n = int(round(float(fraction) * len(labels)))
+    if n == 0:
+        return replace(task, prototype_labels=labels)
+    g = torch.Generator().manual_seed(int(seed))
+    flip = torch.randperm(len(labels), generator=g)[:n]
+    normal = torch.tensor(task.normal_classes, dtype=labels.dtype)
+    for i in flip.tolist():
+        others = normal[normal != labels[i].cpu()]
+        labels[i] = others[torch.randint(len(others), (1,), generator=g)].to(labels.device)
+    return replace(task, prototype_labels=labels)
+
+
+def with_shots(task: Task, shots: int) -> Task:
+    """A copy of ``task`` keeping the first ``shots`` prototypes of each normal class.
+
+    The unlabeled set is left as it is (it already excludes every prototype of ``task``), so a
+    model pre-trained on ``task`` serves the smaller task unchanged.
+    """
+    if isinstance(shots, bool) or not isinstance(shots, int) or not 2 <= shots <= task.shots:
+        raise PDDLiteError(f"shots must be an integer in [2, {task.shots}] (the task's own shots), got {shots!r}")
+    keep = torch.zeros(len(task.prototype_labels), dtype=torch.bool)
+    labels = task.prototype_labels.cpu()
+    for c in task.normal_classes:
+        members = torch.nonzero(labels == c).flatten()[:shots]
+        keep[members] = True
+    keep = keep.to(task.prototype_labels.device)
+    return replace(task, shots=int(shots), prototype_images=task.prototype_images[keep],
+                   prototype_labels=task.prototype_labels[keep])
+
+
+# --------------------------------------------------------------------------- tuning copies
+
+
+def tune_up_from(
+    pretrained: PDD,
+    task: Task,
+    checkpoint: str | Path | None = None,
+    progress: bool | None = None,
+    **options: Any,
+) -> PDD:
+    """Tune up a copy of a pre-trained :class:`~pddlite.PDD` with ``options`` changed; the original is untouched.
+
+    ``options`` are :class:`~pddlite.PDDConfig` fields of the tune-up and scoring
+    (:data:`TUNE_UP_OPTIONS`). With ``checkpoint``, the copy saves its tune-up there after every
+    epoch and a later call with the same path and options loads (or resumes) it instead of
+    training again: load-or-train for each point of a sweep.
+    """
+    if getattr(pretrained, "stage_", None) != "pretrained":
+        raise PDDLiteError(
+            "tune_up_from needs a model right after pretrain(task) (stage 'pretrained'), "
+            f"got stage {getattr(pretrained, 'stage_', None)!r}"
+        )
+    unknown = set(options) - set(TUNE_UP_OPTIONS)
+    if unknown:
+        raise PDDLiteError(
+            f"{', '.join(sorted(unknown))} would change the pre-training; a copy can change only: "
+            f"{', '.join(TUNE_UP_OPTIONS)}"
+        )
+    model = copy.deepcopy(pretrained)
+    config: PDDConfig = dataclasses.replace(model.config, **options)
+    config.validate()
+    model.config = config
+    if progress is not None:
+        model.progress = progress
+    # A copy starts with no checkpoint of its own; with one, let tune_up() read it on its first call.
+    # (PDD reads its checkpoint once, flagged by _resumed; the pre-trained state is already in memory.)
+    model.checkpoint = Path(checkpoint) if checkpoint is not None else None
+    model._resumed = checkpoint is None  # noqa: SLF001 - see the note above
+    model._resume_state = None  # noqa: SLF001
+    return model.tune_up(task)
+
+
+def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str = "kde") -> dict[str, float]:
+    """AUROC and AUPRC of ``model``'s current embedding scored on ``task``'s prototypes, without training.
+
+    ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"umap"`` is the sample
+    notebook's transductive UMAP-3D KDE. ``bandwidth`` defaults to the model's.
+    """
+    w = model.config.bandwidth if bandwidth is None else float(bandwidth)
+    d, how = model.discriminator_, model.config.normalization
+    protos = task.prototype_images.to(model.device)
+    # as PDD scores: "center-l2" centres on the raw mean of the prototypes that are scored against
+    center = prototype_center(d, protos) if how == "center-l2" else None
+    z_proto = embed(d, protos, how, center)
+    z_test = embed(d, task.test_images.to(model.device), how, center)
+    if scoring == "kde":
+        scores = PrototypeKDE(w).fit(z_proto, task.prototype_labels).rank_score(z_test).cpu().numpy()
+    elif scoring == "umap":
+        scores = UMAPKDE(w, transductive=True, random_state=model.seed).fit(z_proto, task.prototype_labels).score(z_test)
+    else:
+        raise PDDLiteError(f"rescore knows scoring 'kde' and 'umap', got {scoring!r}")
+    return evaluate(task.test_is_anomaly, scores)
+
+
+def _pretrain_metrics(pretrained: PDD, task: Task, bandwidth: float) -> dict[str, float]:
+    m = rescore(pretrained, task, bandwidth)
+    return {"pretrain_auroc": m["auroc"], "pretrain_auprc": m["auprc"]}
+
+
+def sweep(
+    pretrained: PDD,
+    task: Task,
+    param: str,
+    values: Sequence[Any],
+    *,
+    seed: int = 0,
+    base: PDD | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Tune up a copy of ``pretrained`` for each value of ``param``; one result row per value.
+
+    ``param`` is a tune-up option (:data:`TUNE_UP_OPTIONS`: ``beta``, ``q_intra``, ``q_inter``,
+    ``bandwidth``, ...), ``"shots"`` (:func:`with_shots`) or ``"wrong_labels"`` (the fraction of
+    :func:`with_wrong_labels`, drawn with ``seed``). ``bandwidth`` needs no training: one tune-up
+    with ``options``, then Eq. 7 refitted for each value. ``options`` apply to every tune-up.
+
+    Each row: ``param``, ``value``, ``auroc`` and ``auprc`` after the tune-up, and
+    ``pretrain_auroc`` / ``pretrain_auprc``: the pre-trained embedding scored with the same
+    prototypes (the ablation of Figs. 9-11 at each setting). With ``checkpoint_dir`` every tune-up
+    is saved there and reloaded on a rerun (file names carry the parameter and value).
+    ``base``: a model already tuned from ``pretrained`` on ``task`` with the default options; a
+    value that gives exactly its configuration (and the unchanged task) reuses it instead of
+    tuning again.
+    """
+    if param not in TUNE_UP_OPTIONS and param not in TASK_PARAMETERS:
+        raise PDDLiteError(f"cannot sweep {param!r}; choose one of: {', '.join(TUNE_UP_OPTIONS + TASK_PARAMETERS)}")
+    if param in options:
+        raise PDDLiteError(f"{param!r} is swept: do not also pass it as a fixed option")
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    rows: list[dict[str, Any]] = []
+    bandwidth = options.get("bandwidth", pretrained.config.bandwidth)
+    if param == "bandwidth":
+        if base is not None and not options and base.config == pretrained.config and base.stage_ == "done":
+            tuned = base
+        else:
+            ckpt = None if folder is None else folder / _ckpt_name("bandwidth-base", "", options)
+            tuned = tune_up_from(pretrained, task, checkpoint=ckpt, progress=progress, **options)
+    for value in tqdm(list(values), desc=f"sweep {param}", disable=not progress):
+        row: dict[str, Any] = {"param": param, "value": value}
+        if param == "bandwidth":
+            row.update(rescore(tuned, task, value))
+            row.update(_pretrain_metrics(pretrained, task, value))
+        else:
+            t, opts = task, dict(options)
+            if param == "shots":
+                t = with_shots(task, int(value))
+            elif param == "wrong_labels":
+                t = with_wrong_labels(task, float(value), seed)
+            else:
+                opts[param] = value
+            unchanged_task = (param not in TASK_PARAMETERS or (param == "shots" and int(value) == task.shots)
+                              or (param == "wrong_labels" and float(value) == 0.0))
+            if (base is not None and unchanged_task and base.stage_ == "done"
+                    and base.config == dataclasses.replace(pretrained.config, **opts)):
+                model = base
+            else:
+                ckpt = None if folder is None else folder / _ckpt_name(
+                    param, value, options, seed if param == "wrong_labels" else None)
+                model = tune_up_from(pretrained, t, checkpoint=ckpt, progress=progress, **opts)
+            row.update(evaluate(t.test_is_anomaly, model.decision_function(t.test_images)))
+            row.update(_pretrain_metrics(pretrained, t, opts.get("bandwidth", bandwidth)))
+        rows.append(row)
+    return rows
+
+
+def _ckpt_name(param: str, value: Any, options: dict[str, Any], seed: int | None = None) -> str:
+    parts = [f"{param}-{value}"] + [f"{k}-{v}" for k, v in sorted(options.items())]
+    if seed is not None:
+        parts.append(f"seed-{seed}")
+    return "_".join(str(p).replace("/", "-").replace(" ", "") for p in parts) + ".pt"
+
+
+# --------------------------------------------------------------------------- paper -> sample notebook
+
+
+#: From the paper's PDD (as pddlite runs it) to the authors' sample notebook, one change per step.
+#: Each step: a label, the task arguments and the PDD arguments of the cumulative configuration.
+VARIANT_STEPS: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (
+    ("paper (pddlite defaults: 20 shots, centred L2-normalised features, Eqs. 5-7)",
+     {"shots": 20, "remove_prototypes": True}, {"variant": "paper"}),
+    ("+ 10 shots per class",
+     {"shots": 10, "remove_prototypes": True}, {"variant": "paper"}),
+    ("+ prototypes kept in the unlabeled set",
+     {"shots": 10, "remove_prototypes": False}, {"variant": "paper"}),
+    ("+ raw features (no L2 normalisation), as the paper states",
+     {"shots": 10, "remove_prototypes": False}, {"variant": "paper", "normalization": "none"}),
+    ("+ UMAP-3D KDE scaled on the test set (rescoring only)",
+     {"shots": 10, "remove_prototypes": False}, {"variant": "paper", "normalization": "none", "scoring": "umap"}),
+    ("sample notebook: + its losses, generator layout, z ~ N(0, 0.1^2), batch 100",
+     {"shots": 10, "remove_prototypes": False}, {"variant": "reference"}),
+)
+
+
+def variant_steps(
+    dataset: str = "mnist-5k",
+    anomaly: int = 1,
+    seed: int = 0,
+    profile: str | None = None,
+    device: str = "auto",
+    steps: Sequence[int] | None = None,
+    root: str | Path | None = None,
+    download: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the configurations of :data:`VARIANT_STEPS` (all, or the indices in ``steps``).
+
+    A step that only changes the scoring rescores the previous step's model when that model was
+    trained here; otherwise each step trains from scratch (with ``checkpoint_dir``: load-or-train).
+    Returns one row per step: ``step``, ``label``, ``auroc``, ``auprc``.
+    """
+    from .data import make_task
+
+    chosen = list(range(len(VARIANT_STEPS))) if steps is None else [int(s) for s in steps]
+    for s in chosen:
+        if not 0 <= s < len(VARIANT_STEPS):
+            raise PDDLiteError(f"no variant step {s}; there are {len(VARIANT_STEPS)} (0..{len(VARIANT_STEPS) - 1})")
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    rows, models = [], {}
+    for s in tqdm(chosen, desc="paper -> sample notebook", disable=not progress):
+        label, task_args, pdd_args = VARIANT_STEPS[s]
+        task = make_task(dataset, anomaly, seed=seed, root=root, download=download, **task_args)
+        prev = models.get(s - 1)
+        only_scoring = s > 0 and {k: v for k, v in pdd_args.items() if k != "scoring"} == \
+            {k: v for k, v in VARIANT_STEPS[s - 1][2].items() if k != "scoring"} and task_args == VARIANT_STEPS[s - 1][1]
+        if only_scoring and prev is not None:
+            metrics = rescore(prev, task, scoring=pdd_args.get("scoring", "kde"))
+            model = prev
+        else:
+            opts = dict(pdd_args)
+            variant = opts.pop("variant")
+            ckpt = None if folder is None else folder / f"variant-step-{s}-{dataset}-a{anomaly}-s{seed}.pt"
+            model = PDD(profile=profile, variant=variant, device=device, seed=seed, checkpoint=ckpt,
+                        progress=progress, **opts).fit(task)
+            metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
+        models[s] = model
+        rows.append({"step": s, "label": label, **metrics})
+    return rows

@@ -1,0 +1,21 @@
+"""The baselines of Sec. 5, on exactly the same tasks as PDD.
+
+* :class:`EGBAD` and :class:`GANomaly`: unsupervised GAN-based detectors (Figs. 3-5).
+* :class:`MCDD`: multi-class data description trained with the labels of all normal data (Figs. 6-8).
+* :class:`DeepSVDD`: one hypersphere around all normal data, the single-enclosure baseline that the
+  paper's introduction argues against.
+
+Each is a PyOD-style estimator like :class:`pddlite.PDD` (``fit``, then ``decision_function`` with
+higher = more anomalous) and a ``--method`` of ``pddlite run`` and ``pddlite replicate``: importing
+this package registers the runners ``egbad``, ``ganomaly``, ``mcdd`` and ``deepsvdd`` in
+:data:`pddlite.experiment.METHODS`. Every module docstring lists its hyper-parameters and their sources.
+"""
+
+from .deepsvdd import DeepSVDD
+from .egbad import EGBAD
+from .ganomaly import GANomaly
+from .mcdd import MCDD
+
+BASELINES = {"egbad": EGBAD, "ganomaly": GANomaly, "mcdd": MCDD, "deepsvdd": DeepSVDD}
+
+__all__ = ["BASELINES", "DeepSVDD", "EGBAD", "GANomaly", "MCDD"]

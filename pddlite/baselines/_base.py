@@ -1,0 +1,225 @@
+"""What the four baselines share: the estimator shape of :class:`pddlite.PDD`, the run-time rules
+of the library, and the runner that ``pddlite run --method`` and the grid call.
+
+Every baseline
+
+* is a PyOD-style estimator: hyper-parameters in the constructor, ``fit`` on a :class:`~pddlite.Task`
+  (or on images, with labels where the method needs them), then ``decision_function`` with
+  higher = more anomalous; fitted attributes end with an underscore;
+* takes its batch size and epoch count from the profile (Table 2 through :meth:`Profile.schedule`
+  where the paper gives a row, its own documented schedule otherwise), its network width from
+  ``profile.width`` and its training-set cap from ``profile.max_train_images``;
+* keeps the training images on the device and draws shuffled index batches from a seeded CPU
+  generator (:func:`pddlite.data.batches`), trains in bfloat16 autocast on CUDA (and scores in
+  float32), and shows a tqdm bar per training stage;
+* trains for a fixed number of epochs and scores in eval mode: no epoch is ever chosen on test data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Task
+from ..device import resolve_device, seed_everything
+from ..errors import PDDLiteError
+from ..metrics import evaluate
+from ..profiles import Profile, get_profile
+
+_FROM_PROFILE: Any = object()  # sentinel: "take this value from the profile"
+
+
+def check_shape(images: torch.Tensor | np.ndarray, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """``images`` as a float tensor N x C x H x W (and of ``shape`` per image when given)."""
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or (shape is not None and tuple(x.shape[1:]) != tuple(shape)):
+        want = "N x " + " x ".join(map(str, shape)) if shape is not None else "N x C x H x W"
+        raise PDDLiteError(f"expected images shaped {want} in [-1, 1] (as in a Task), got {tuple(x.shape)}")
+    return x.float()
+
+
+class BaselineDetector:
+    """Base class of the baselines; subclasses set ``method`` and implement the four hooks below.
+
+    Args (shared by every baseline):
+        profile: ``"paper"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        seed: seeds weights, batches and noise (the same seed gives the same numbers on a device).
+        progress: show a tqdm bar per training stage.
+        epochs, batch_size: override the profile's schedule.
+        width: override the profile's network width multiplier.
+        max_train_images: override the profile's cap on unlabeled training images
+            (``None``: use them all).
+    """
+
+    method: str = "baseline"
+    needs_labels: bool = False
+
+    def __init__(
+        self,
+        profile: str | Profile | None = None,
+        device: str = "auto",
+        seed: int = 0,
+        progress: bool = True,
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        width: float | None = None,
+        max_train_images: int | None = _FROM_PROFILE,
+        **unknown: Any,
+    ):
+        unknown_options(type(self), unknown)
+        self.profile = get_profile(profile)
+        self.device = resolve_device(device)
+        self.seed = int(seed)
+        self.progress = bool(progress)
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise PDDLiteError(f"{name} must be a positive integer, got {value!r}")
+        self.epochs, self.batch_size = epochs, batch_size
+        self.width = float(width) if width is not None else self.profile.width
+        if not 0 < self.width <= 8:
+            raise PDDLiteError(f"width must be a number in (0, 8], got {width!r}")
+        self.max_train_images = (self.profile.max_train_images if max_train_images is _FROM_PROFILE
+                                 else max_train_images)
+
+    # ------------------------------------------------------------------ hooks
+    def default_schedule(self, dataset: str) -> tuple[int, int]:  # pragma: no cover - abstract
+        """(batch size, epochs) from the profile for ``dataset``."""
+        raise NotImplementedError
+
+    def _build(self, image_shape: tuple[int, int, int], n_classes: int) -> None:  # pragma: no cover
+        """Create the networks (weights seeded by the caller) as fitted attributes."""
+        raise NotImplementedError
+
+    def _train(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, epochs: int) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def _score(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Anomaly scores of one chunk (called in eval mode, without gradients, in float32)."""
+        raise NotImplementedError
+
+    def _scoring_modules(self) -> list[nn.Module]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ API
+    def schedule(self, dataset: str) -> dict[str, int]:
+        """Batch size and epochs for ``dataset``: the profile's schedule unless overridden."""
+        batch, epochs = self.default_schedule(dataset)
+        return {"batch_size": self.batch_size or batch, "epochs": self.epochs or epochs}
+
+    def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
+        """Train on a Task's unlabeled normal images (and their labels, for MCDD), or on images.
+
+        ``X`` is a :class:`~pddlite.Task` or an N x C x H x W tensor in [-1, 1] (1x28x28 or 3x64x64);
+        ``y`` gives class labels when ``X`` is a tensor and the method needs them.
+        """
+        images, labels, dataset = self._training_data(X, y)
+        seed_everything(self.seed)
+        classes = torch.unique(labels) if labels is not None else None
+        self.image_shape_ = tuple(images.shape[1:])
+        self.dataset_ = dataset
+        if classes is not None:
+            self.classes_ = classes.cpu()
+            labels = torch.searchsorted(classes, labels)  # class indices 0..K-1
+        self._build(self.image_shape_, 0 if classes is None else len(classes))
+        sched = self.schedule(dataset)
+        self.schedule_ = sched
+        self._train(images, labels, sched["batch_size"], sched["epochs"])
+        self.fitted_ = True
+        return self
+
+    @torch.no_grad()
+    def decision_function(self, images: torch.Tensor | np.ndarray, chunk: int = 1024) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous; eval mode, in chunks, as float64 NumPy.
+
+        Scoring runs in float32 even on CUDA (training uses bfloat16): the scores are small
+        differences of network outputs (GANomaly's latent error, Deep SVDD's distance to c), which
+        bfloat16's 8-bit mantissa would round into ties. It is one forward pass over the test set.
+        """
+        if not getattr(self, "fitted_", False):
+            raise PDDLiteError(f"this {type(self).__name__} model is not fitted yet: call fit(task) first")
+        x = check_shape(images, self.image_shape_)
+        modules = self._scoring_modules()
+        was = [m.training for m in modules]
+        for m in modules:
+            m.eval()
+        try:
+            out = []
+            for part in x.split(chunk):
+                part = part.to(self.device, non_blocking=True)
+                out.append(self._score(part).float())
+            scores = torch.cat(out) if out else torch.empty(0)
+        finally:
+            for m, w in zip(modules, was):
+                m.train(w)
+        return scores.double().cpu().numpy()
+
+    # ------------------------------------------------------------------ helpers
+    def _training_data(self, X, y) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+        if isinstance(X, Task):
+            if y is not None:
+                raise PDDLiteError("fit(task) takes no labels: a Task carries its own (task.train_labels)")
+            task = X.subsample_train(self.max_train_images, seed=self.seed).to(self.device)
+            labels = task.train_labels if self.needs_labels else None
+            return task.train_images.float(), labels, task.dataset
+        images = check_shape(X)
+        labels = None
+        if self.needs_labels:
+            if y is None:
+                raise PDDLiteError(f"{type(self).__name__} is trained on labeled normal data: pass fit(images, labels)")
+            labels = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().flatten()
+            if len(labels) != len(images):
+                raise PDDLiteError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+        if self.max_train_images is not None and len(images) > self.max_train_images:
+            g = torch.Generator().manual_seed(self.seed)
+            keep = torch.randperm(len(images), generator=g)[: self.max_train_images].sort().values
+            images = images[keep]
+            labels = labels[keep] if labels is not None else None
+        images = images.to(self.device)
+        labels = labels.to(self.device) if labels is not None else None
+        return images, labels, "arrays"
+
+    def __repr__(self) -> str:
+        state = "fitted" if getattr(self, "fitted_", False) else "not fitted"
+        return f"{type(self).__name__}(profile={self.profile.name!r}, width={self.width}, seed={self.seed}, {state})"
+
+
+def scaled_epochs(profile: Profile, epochs: int) -> int:
+    """Scale an epoch count by a profile exactly as :meth:`Profile.schedule` scales Table 2's."""
+    return max(profile.min_epochs, int(round(epochs * profile.epoch_fraction)))
+
+
+def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:
+    """The ``run_task`` runner of a baseline: fit on the task, score its test split."""
+    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
+        variant = options.pop("variant", "paper")
+        if variant != "paper":
+            raise PDDLiteError(f"{cls.method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
+        if options.pop("checkpoint", None) is not None:
+            raise PDDLiteError(f"checkpoints are for PDD; {cls.method} trains in one go (drop --checkpoint)")
+        model = cls(profile=profile, device=device, seed=seed, progress=progress, **options).fit(task)
+        metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
+        return {**metrics, "model": model}
+
+    run.__name__ = f"run_{cls.method}"
+    run.__doc__ = f"{cls.__name__}: fit on the task's training data, AUROC/AUPRC on its test split."
+    return run
+
+
+def unknown_options(cls: type, options: dict[str, Any]) -> None:
+    """Refuse constructor options that the class does not know, listing the ones it does."""
+    if options:
+        import inspect
+
+        known = sorted(
+            name for c in cls.__mro__ if c is not object and "__init__" in vars(c)
+            for name, p in inspect.signature(c.__init__).parameters.items()
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+        raise PDDLiteError(
+            f"unknown {cls.__name__} option(s): {', '.join(sorted(options))}; known: {', '.join(dict.fromkeys(known))}"
+        )

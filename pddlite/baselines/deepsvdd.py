@@ -1,0 +1,294 @@
+"""Deep SVDD, one-class (Ruff et al., ICML 2018): the single-enclosure baseline.
+
+The paper's introduction argues that one hypersphere around all normal data fits multi-class
+normality badly; this baseline measures it. All normal classes are pooled into one class (no
+labels are used). A bias-free network phi maps an image to a representation, a centre c is fixed
+as the mean representation of the training data after an initial pass, and training minimises
+
+    mean_i ||phi(x_i) - c||^2      (+ weight decay)
+
+The anomaly score is ||phi(x) - c||^2. phi has no bias terms and no affine BatchNorm parameters:
+with them the network could map every input onto c (the "hypersphere collapse" of Ruff et al.,
+Prop. 2); c is fixed and never trained (Prop. 1).
+
+The network is the conv stack of the Table 3/4 discriminator (PDD's embedding), made bias-free,
+then a bias-free linear map to 32 dimensions for 28x28 images and 128 for 64x64 (the
+representation sizes of Ruff et al.'s MNIST and CIFAR-10 networks). The weights are initialised
+by training an autoencoder first (Ruff et al.: "pretrain"), whose decoder is the Table 3/4
+generator fed with the representation. Coordinates of c closer to 0 than 0.1 are moved to +-0.1, as
+the later versions of the public code do, so that no unit can trivially match c by dying.
+
+The PDD paper has no Deep SVDD row in Table 2; pddlite's schedule (:data:`DEEPSVDD_SCHEDULE`) is the
+one of the public code's README (github.com/lukasruff/Deep-SVDD-PyTorch) for MNIST and CIFAR-10,
+with Fashion-MNIST on MNIST's setting (same image size and network):
+
+=============  =====  ====================================  ==========================================
+dataset        batch  Deep SVDD: Adam lr 1e-4, wd 5e-7       autoencoder: Adam lr 1e-4
+=============  =====  ====================================  ==========================================
+MNIST, F-MNIST 200    150 epochs, lr x 0.1 after epoch 50   150 epochs, x 0.1 after 50, wd 5e-4
+CIFAR-10       200    150 epochs, lr x 0.1 after epoch 50   350 epochs, x 0.1 after 250, wd 5e-7
+=============  =====  ====================================  ==========================================
+
+The epochs (and the epoch of the learning-rate drop, in proportion) are scaled by the profile
+exactly as :meth:`pddlite.profiles.Profile.schedule` scales Table 2's; the profile's batch size,
+when it sets one, replaces 200. Ruff et al.'s ICML paper states lr 1e-4 then 1e-5 and
+weight decay 1e-6; the README's values are the ones its code was run with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import batches, canonical_dataset_name
+from ..device import autocast
+from ..errors import PDDLiteError
+from ..experiment import register_method
+from ..gan import _EpochTrainer
+from ..nets import Generator28, Generator64, channels, conv_stack28, conv_stack64, init_weights
+from ..profiles import Profile
+from ._base import BaselineDetector, make_runner, scaled_epochs
+
+#: (batch, epochs, lr-drop epoch, autoencoder epochs, autoencoder lr-drop epoch, autoencoder weight decay)
+DEEPSVDD_SCHEDULE: dict[str, dict[str, float]] = {
+    "mnist": {"batch": 200, "epochs": 150, "milestone": 50, "ae_epochs": 150, "ae_milestone": 50, "ae_weight_decay": 5e-4},
+    "fashion-mnist": {"batch": 200, "epochs": 150, "milestone": 50, "ae_epochs": 150, "ae_milestone": 50, "ae_weight_decay": 5e-4},
+    "cifar10": {"batch": 200, "epochs": 150, "milestone": 50, "ae_epochs": 350, "ae_milestone": 250, "ae_weight_decay": 5e-7},
+}
+REP_DIM = {(1, 28, 28): 32, (3, 64, 64): 128}
+
+
+def deepsvdd_schedule(profile: Profile, dataset: str) -> dict[str, Any]:
+    """Deep SVDD's schedule for ``dataset`` under ``profile`` (see the module docstring)."""
+    key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
+    key = "mnist" if key == "mnist-5k" else key
+    base = DEEPSVDD_SCHEDULE[key]
+    epochs = scaled_epochs(profile, int(base["epochs"]))
+    ae_epochs = scaled_epochs(profile, int(base["ae_epochs"]))
+    return {
+        "batch_size": profile.batch_size or int(base["batch"]),
+        "epochs": epochs,
+        "milestone": int(round(base["milestone"] * epochs / base["epochs"])),
+        "ae_epochs": ae_epochs,
+        "ae_milestone": int(round(base["ae_milestone"] * ae_epochs / base["ae_epochs"])),
+        "ae_weight_decay": base["ae_weight_decay"],
+    }
+
+
+def bias_free(stack: nn.Sequential) -> nn.Sequential:
+    """Remove every bias of a conv stack: conv biases dropped, BatchNorm without affine parameters."""
+    for block in stack:
+        for i, layer in enumerate(block):
+            if isinstance(layer, nn.Conv2d) and layer.bias is not None:
+                layer.register_parameter("bias", None)
+            elif isinstance(layer, nn.BatchNorm2d) and layer.affine:
+                block[i] = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=False)
+    return stack
+
+
+class SVDDEncoder(nn.Module):
+    """phi: the bias-free Table 3/4 conv stack, then a bias-free linear map to ``rep_dim``."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, rep_dim: int | None = None):
+        super().__init__()
+        shape = tuple(image_shape)
+        if shape == (1, 28, 28):
+            self.body, feat = bias_free(conv_stack28(width)), 7 * 7 * channels(64, width)
+        elif shape == (3, 64, 64):
+            self.body, feat = bias_free(conv_stack64(width)), 4 * 4 * channels(512, width)
+        else:
+            raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+        self.rep_dim = rep_dim or REP_DIM[shape]
+        self.to_rep = nn.Linear(feat, self.rep_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x).flatten(1)
+        # the representation in float32 even under bfloat16 autocast: training drives it to within
+        # a tiny distance of c, finer than bfloat16 resolves
+        with torch.autocast(h.device.type, enabled=False):
+            return self.to_rep(h.float())
+
+
+def make_decoder(image_shape: tuple[int, int, int], width: float, rep_dim: int) -> nn.Module:
+    """The Table 3/4 generator, fed with the representation instead of noise (autoencoder pre-training)."""
+    if tuple(image_shape) == (1, 28, 28):
+        return Generator28(width, z_dim=rep_dim)
+    return Generator64(width, z_dim=rep_dim)
+
+
+def _init_weights_bias_free(module: nn.Module) -> None:
+    """DCGAN initialisation of the weights; parameter-free BatchNorm layers are left alone."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        init_weights(module)
+
+
+class _StepLRMixin:
+    """Adam's learning rate x 0.1 from epoch ``milestone`` on (MultiStepLR with one milestone)."""
+
+    base_lr: float
+    milestone: int
+
+    def _set_lr(self) -> None:
+        lr = self.base_lr * (0.1 if self.milestone and self.epoch >= self.milestone else 1.0)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+
+class AutoencoderTrainer(_StepLRMixin, _EpochTrainer):
+    """Pre-training of phi as the encoder of an autoencoder (sum of squared errors per image)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, lr: float = 1e-4, weight_decay: float = 5e-4,
+                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0):
+        super().__init__(torch.device(device), seed, 1.0)
+        self.encoder, self.decoder = encoder, decoder
+        self.modules = {"encoder": encoder, "decoder": decoder}
+        params = list(encoder.parameters()) + list(decoder.parameters())
+        self.optimizers = {"autoencoder": torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)}
+        self.base_lr, self.milestone = lr, milestone
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        self._set_lr()
+        opt = self.optimizers["autoencoder"]
+        total = torch.zeros((), device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            x = images[idx]
+            with autocast(self.device):
+                rec = self.decoder(self.encoder(x))
+            loss = ((rec.float() - x.float()) ** 2).flatten(1).sum(dim=1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            n += 1
+        return {"loss_ae": (total / max(n, 1)).item()}
+
+
+class SVDDTrainer(_StepLRMixin, _EpochTrainer):
+    """One-class Deep SVDD: minimise the mean squared distance of phi(x) to the fixed centre c."""
+
+    def __init__(self, encoder: nn.Module, center: torch.Tensor, *, lr: float = 1e-4, weight_decay: float = 5e-7,
+                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0):
+        super().__init__(torch.device(device), seed, 1.0)
+        self.encoder, self.center = encoder, center
+        self.modules = {"encoder": encoder}
+        self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=lr, weight_decay=weight_decay)}
+        self.base_lr, self.milestone = lr, milestone
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        self._set_lr()
+        opt = self.optimizers["encoder"]
+        total = torch.zeros((), device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            with autocast(self.device):
+                rep = self.encoder(images[idx])
+            loss = ((rep.float() - self.center) ** 2).sum(dim=1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            n += 1
+        return {"loss_svdd": (total / max(n, 1)).item()}
+
+
+@torch.no_grad()
+def initial_center(encoder: nn.Module, images: torch.Tensor, eps: float = 0.1, chunk: int = 1024) -> torch.Tensor:
+    """c = mean phi(x) over the training images (eval mode), with |c_j| < eps moved to +-eps."""
+    was = encoder.training
+    encoder.eval()
+    total, n = None, 0
+    for part in images.split(chunk):
+        rep = encoder(part).float()  # float32, like the scores
+        total = rep.sum(dim=0) if total is None else total + rep.sum(dim=0)
+        n += len(part)
+    encoder.train(was)
+    c = total / n
+    c[(c.abs() < eps) & (c < 0)] = -eps
+    c[(c.abs() < eps) & (c >= 0)] = eps
+    return c
+
+
+class DeepSVDD(BaselineDetector):
+    """One-class Deep SVDD anomaly detector (all normal classes as one), PyOD-style.
+
+    Args:
+        profile, device, seed, progress, epochs, batch_size, width, max_train_images: see
+            :class:`~pddlite.baselines._base.BaselineDetector`.
+        lr: Adam learning rate of the one-class stage (1e-4; x 0.1 after the milestone).
+        weight_decay: its weight decay (5e-7).
+        ae_lr: learning rate of the autoencoder pre-training (1e-4).
+        ae_epochs: pre-training epochs (default: the schedule's; 0 skips pre-training).
+        rep_dim: the representation size (32 for 28x28, 128 for 64x64).
+        eps: the smallest magnitude of a coordinate of c (0.1).
+
+    Fitted attributes: ``encoder_`` (phi), ``center_`` (c), ``history_`` (per-epoch losses of
+    ``"autoencoder"`` and ``"svdd"``).
+    """
+
+    method = "deepsvdd"
+
+    def __init__(self, profile=None, device="auto", seed=0, progress=True, *, lr: float = 1e-4,
+                 weight_decay: float = 5e-7, ae_lr: float = 1e-4, ae_epochs: int | None = None,
+                 rep_dim: int | None = None, eps: float = 0.1, **common: Any):
+        super().__init__(profile, device, seed, progress, **common)
+        for name, value in (("lr", lr), ("ae_lr", ae_lr)):
+            if not value > 0:
+                raise PDDLiteError(f"{name} must be positive, got {value}")
+        if not weight_decay >= 0 or not eps >= 0:
+            raise PDDLiteError("weight_decay and eps must be >= 0")
+        if ae_epochs is not None and (isinstance(ae_epochs, bool) or not isinstance(ae_epochs, int) or ae_epochs < 0):
+            raise PDDLiteError(f"ae_epochs must be an integer >= 0, got {ae_epochs!r}")
+        self.lr, self.weight_decay, self.ae_lr, self.ae_epochs = lr, weight_decay, ae_lr, ae_epochs
+        self.rep_dim, self.eps = rep_dim, eps
+
+    def default_schedule(self, dataset: str) -> tuple[int, int]:
+        s = deepsvdd_schedule(self.profile, dataset)
+        return s["batch_size"], s["epochs"]
+
+    def schedule(self, dataset: str) -> dict[str, Any]:
+        s = deepsvdd_schedule(self.profile, dataset)
+        out = super().schedule(dataset)
+        if self.epochs is not None:  # keep the learning-rate drop at the same fraction of training
+            out["milestone"] = int(round(s["milestone"] * self.epochs / max(s["epochs"], 1)))
+        else:
+            out["milestone"] = s["milestone"]
+        ae_epochs = self.ae_epochs if self.ae_epochs is not None else s["ae_epochs"]
+        out["ae_epochs"] = ae_epochs
+        out["ae_milestone"] = int(round(s["ae_milestone"] * ae_epochs / max(s["ae_epochs"], 1)))
+        out["ae_weight_decay"] = s["ae_weight_decay"]
+        return out
+
+    def _build(self, image_shape, n_classes) -> None:
+        self.encoder_ = SVDDEncoder(image_shape, self.width, self.rep_dim)
+        self.encoder_.apply(_init_weights_bias_free)
+        self.decoder_ = make_decoder(image_shape, self.width, self.encoder_.rep_dim)
+        self.decoder_.apply(init_weights)
+        self.encoder_.to(self.device)
+        self.decoder_.to(self.device)
+
+    def _train(self, images, labels, batch_size, epochs) -> None:
+        s = self.schedule_
+        self.history_ = {"autoencoder": [], "svdd": []}
+        if s["ae_epochs"] > 0:
+            ae = AutoencoderTrainer(self.encoder_, self.decoder_, lr=self.ae_lr, weight_decay=s["ae_weight_decay"],
+                                    milestone=s["ae_milestone"], device=self.device, seed=self.seed)
+            self.history_["autoencoder"] = ae.fit(images, s["ae_epochs"], batch_size, self.progress,
+                                                  "Deep SVDD autoencoder pre-training")
+        self.decoder_ = None  # only phi is kept
+        self.center_ = initial_center(self.encoder_, images, self.eps)
+        self.trainer_ = SVDDTrainer(self.encoder_, self.center_, lr=self.lr, weight_decay=self.weight_decay,
+                                    milestone=s["milestone"], device=self.device, seed=self.seed + 1)
+        self.history_["svdd"] = self.trainer_.fit(images, epochs, batch_size, self.progress, "Deep SVDD")
+
+    def _scoring_modules(self) -> list[nn.Module]:
+        return [self.encoder_]
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        return ((self.encoder_(x).float() - self.center_) ** 2).sum(dim=1)
+
+
+run_deepsvdd = register_method("deepsvdd")(make_runner(DeepSVDD))

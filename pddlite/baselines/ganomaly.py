@@ -1,0 +1,200 @@
+"""GANomaly (Akcay et al., ACCV 2018), an unsupervised baseline of Sec. 5.
+
+The generator is an encoder - decoder - encoder: G_E maps an image x to a latent code z, G_D
+decodes z to a reconstruction x' and a second encoder E maps x' to z'. A DCGAN discriminator D
+tells x from x'. The generator minimises
+
+    w_adv * L_adv + w_con * ||x - x'||_1 + w_enc * ||z - z'||_2^2,     (w_adv, w_con, w_enc) = (1, 50, 1)
+
+and the anomaly score is the mean squared difference of the two codes, mean_j (z_j - z'_j)^2.
+
+Hyper-parameters and where they come from:
+
+* batch size and epochs: Table 2 of the PDD paper (300 / 15 for MNIST and Fashion-MNIST,
+  300 / 40 for CIFAR-10), scaled by the profile.
+* networks: the DCGAN encoder / decoder / discriminator of GANomaly, built from the Table 3/4
+  networks that PDD uses: each encoder is the Table 3/4 discriminator's conv stack followed by a
+  convolution over the whole last feature map to the 100-d code (for 64x64 images this is exactly
+  the DCGAN encoder of the GANomaly code: 64 -> 32 -> 16 -> 8 -> 4 -> 1x1x100), the decoder is the
+  Table 3/4 generator and the discriminator is the Table 3/4 discriminator, whose features f are
+  its last feature map. The GANomaly code resizes MNIST to 32x32 instead; pddlite keeps 28x28 so
+  that every method sees the same images.
+* optimiser: Adam, learning rate 2e-4, betas (0.5, 0.999) for both networks; nz = 100;
+  DCGAN initialisation; the discriminator is re-initialised when its loss on the real or on the
+  fake batch falls below 1e-5 (all from the GANomaly code's defaults).
+* L_adv (feature matching). Paper and code disagree; pddlite follows the paper by default:
+  ``adversarial="paper"`` is the paper's L_adv = E_x || f(x) - E_x f(G(x)) ||_2 (per image, the L2
+  distance of its real features to the batch mean of the reconstructions' features);
+  ``adversarial="code"`` is the public code's mean squared error between f(x) and f(G(x)) image by
+  image. (An early version of the code used a BCE generator loss instead.)
+* evaluation: in eval mode (BatchNorm running statistics) after the last epoch. The public code
+  scores in train mode and keeps the epoch with the best test AUROC; users of that code found that
+  eval mode changes the results, and choosing the epoch on the test set is not an evaluation.
+  The code's min-max rescaling of the scores is omitted: it does not change AUROC or AUPRC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import batches
+from ..device import autocast
+from ..errors import PDDLiteError
+from ..experiment import register_method
+from ..gan import _EpochTrainer, adam, bce_fake, bce_real
+from ..nets import Z_DIM, channels, conv_stack28, conv_stack64, init_weights, make_gan
+from ._base import BaselineDetector, make_runner
+
+ADVERSARIAL_LOSSES = ("paper", "code")
+
+
+class LatentEncoder(nn.Module):
+    """x -> z: the Table 3/4 discriminator's conv stack, then one convolution over the whole map to ``nz``."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, nz: int = Z_DIM):
+        super().__init__()
+        shape = tuple(image_shape)
+        if shape == (1, 28, 28):
+            self.body, c_last, side = conv_stack28(width), channels(64, width), 7
+        elif shape == (3, 64, 64):
+            self.body, c_last, side = conv_stack64(width), channels(512, width), 4
+        else:
+            raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+        self.to_code = nn.Conv2d(c_last, nz, side, 1, 0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_code(self.body(x)).flatten(1)
+
+
+class GANomalyGenerator(nn.Module):
+    """G_E -> G_D -> E: returns (reconstruction x', code z, code of the reconstruction z')."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0):
+        super().__init__()
+        self.encoder1 = LatentEncoder(image_shape, width)
+        self.decoder, _ = make_gan(image_shape, width)
+        self.encoder2 = LatentEncoder(image_shape, width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.encoder1(x)
+        x_rec = self.decoder(z)
+        return x_rec, z, self.encoder2(x_rec)
+
+
+def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor, how: str = "paper") -> torch.Tensor:
+    """GANomaly's adversarial loss on discriminator features (see the module docstring)."""
+    f_real, f_fake = f_real.float().flatten(1), f_fake.float().flatten(1)
+    if how == "paper":
+        return (f_real - f_fake.mean(dim=0, keepdim=True)).norm(dim=1).mean()
+    if how == "code":
+        return ((f_real - f_fake) ** 2).mean()
+    raise PDDLiteError(f"unknown adversarial loss {how!r}; choose one of: {', '.join(ADVERSARIAL_LOSSES)}")
+
+
+class GANomalyTrainer(_EpochTrainer):
+    """One discriminator step, then one generator step per batch (GANomaly's ``optimize``)."""
+
+    def __init__(self, generator: GANomalyGenerator, discriminator: nn.Module, *, lr: float = 2e-4,
+                 betas: tuple[float, float] = (0.5, 0.999), w_adv: float = 1.0, w_con: float = 50.0,
+                 w_enc: float = 1.0, adversarial: str = "paper", device: torch.device | str = "cpu", seed: int = 0):
+        super().__init__(torch.device(device), seed, 1.0)
+        self.generator, self.discriminator = generator, discriminator
+        self.modules = {"generator": generator, "discriminator": discriminator}
+        self.optimizers = {"generator": adam(generator.parameters(), lr, betas),
+                           "discriminator": adam(discriminator.parameters(), lr, betas)}
+        self.w_adv, self.w_con, self.w_enc, self.adversarial = w_adv, w_con, w_enc, adversarial
+        self.reinitialisations = 0
+
+    def step(self, real: torch.Tensor) -> torch.Tensor:
+        g, d = self.generator, self.discriminator
+        opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
+        with autocast(self.device):
+            fake, z, z_rec = g(real)
+            loss_d_real = bce_real(d(real))
+            loss_d_fake = bce_fake(d(fake.detach()))
+            loss_d = loss_d_real + loss_d_fake
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with autocast(self.device):
+            with torch.no_grad():
+                f_real = d.features(real)
+            adv = feature_matching(f_real, d.features(fake), self.adversarial)
+            con = (real.float() - fake.float()).abs().mean()
+            enc = ((z.float() - z_rec.float()) ** 2).mean()
+            loss_g = self.w_adv * adv + self.w_con * con + self.w_enc * enc
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        if torch.minimum(loss_d_real, loss_d_fake).item() < 1e-5:  # the code's guard against a perfect D
+            d.apply(init_weights)
+            self.reinitialisations += 1
+        return torch.stack([loss_d.detach(), loss_g.detach(), adv.detach(), con.detach(), enc.detach()])
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        sums = torch.zeros(5, device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            sums += self.step(images[idx])
+            n += 1
+        values = (sums / max(n, 1)).tolist()
+        return dict(zip(("loss_d", "loss_g", "adv", "con", "enc"), values))
+
+
+class GANomaly(BaselineDetector):
+    """GANomaly anomaly detector, PyOD-style; see the module docstring for every setting.
+
+    Args:
+        profile, device, seed, progress, epochs, batch_size, width, max_train_images: see
+            :class:`~pddlite.baselines._base.BaselineDetector`.
+        lr: Adam learning rate (2e-4).
+        w_adv, w_con, w_enc: weights of the adversarial, reconstruction and latent losses (1, 50, 1).
+        adversarial: ``"paper"`` (default) or ``"code"`` form of the feature-matching loss.
+
+    Fitted attributes: ``generator_`` (:class:`GANomalyGenerator`), ``discriminator_``, ``trainer_``,
+    ``history_``.
+    """
+
+    method = "ganomaly"
+
+    def __init__(self, profile=None, device="auto", seed=0, progress=True, *, lr: float = 2e-4,
+                 w_adv: float = 1.0, w_con: float = 50.0, w_enc: float = 1.0, adversarial: str = "paper",
+                 **common: Any):
+        super().__init__(profile, device, seed, progress, **common)
+        if adversarial not in ADVERSARIAL_LOSSES:
+            raise PDDLiteError(f"unknown adversarial loss {adversarial!r}; choose one of: {', '.join(ADVERSARIAL_LOSSES)}")
+        if not lr > 0:
+            raise PDDLiteError(f"lr must be positive, got {lr}")
+        for name, value in (("w_adv", w_adv), ("w_con", w_con), ("w_enc", w_enc)):
+            if not value >= 0:
+                raise PDDLiteError(f"{name} must be >= 0, got {value}")
+        self.lr, self.w_adv, self.w_con, self.w_enc, self.adversarial = lr, w_adv, w_con, w_enc, adversarial
+
+    def default_schedule(self, dataset: str) -> tuple[int, int]:
+        return self.profile.schedule("ganomaly", dataset)
+
+    def _build(self, image_shape, n_classes) -> None:
+        generator = GANomalyGenerator(image_shape, self.width)
+        _, discriminator = make_gan(image_shape, self.width)
+        generator.apply(init_weights)
+        discriminator.apply(init_weights)
+        self.generator_, self.discriminator_ = generator.to(self.device), discriminator.to(self.device)
+        self.trainer_ = GANomalyTrainer(
+            self.generator_, self.discriminator_, lr=self.lr, w_adv=self.w_adv, w_con=self.w_con,
+            w_enc=self.w_enc, adversarial=self.adversarial, device=self.device, seed=self.seed)
+
+    def _train(self, images, labels, batch_size, epochs) -> None:
+        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "GANomaly")
+
+    def _scoring_modules(self) -> list[nn.Module]:
+        return [self.generator_]
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        _, z, z_rec = self.generator_(x)
+        return ((z.float() - z_rec.float()) ** 2).mean(dim=1)
+
+
+run_ganomaly = register_method("ganomaly")(make_runner(GANomaly))

@@ -1,0 +1,372 @@
+"""The experiment grid of Sec. 5: every (dataset, anomaly class, method, repetition), resumable and shardable.
+
+>>> from pddlite.grid import replicate
+>>> rows = replicate(["mnist-5k"], ["pdd", "mcdd"], reps=2, profile="smoke", out_dir="results")  # doctest: +SKIP
+
+or, from a shell, ``pddlite replicate --datasets mnist fashion-mnist cifar10 --reps 10 --profile paper``.
+
+* **One file per run.** Each finished run is written at once as one JSON object (written to a
+  temporary file, then renamed over the final name, so a file is either complete or absent) at
+  ``OUT/<profile>/<dataset>/<method>/anomaly<a>_rep<r>_shots<k>.json``. A run whose file exists
+  is skipped: an interrupted grid resumes where it stopped, loses nothing and duplicates nothing.
+* **Same seed across methods.** Repetition ``r`` uses ``seed = r`` for every method and anomaly
+  class, so all methods of a repetition see the same prototypes and the same split.
+* **Shards.** ``--shard k/n`` keeps runs ``k-1, k-1+n, k-1+2n, ...`` of the fixed run order
+  (:func:`grid_runs`): the n shards partition the grid exactly and are balanced to within one run
+  and across methods. Give every shard the same command line and its own ``k`` (a Slurm array,
+  several GPUs, several Colab sessions), then merge by copying the result folders together.
+* **Progress.** One bar over the runs of the shard, with an estimate of the time left from the mean
+  duration of finished runs of the same dataset and method (files already present count too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .data import DATASETS, canonical_dataset_name
+from .errors import PDDLiteError
+
+#: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
+DEFAULT_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+DEFAULT_METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd")
+DEFAULT_REPS = 10
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid. ``seed`` is the repetition index, the same for every method."""
+
+    dataset: str
+    anomaly: int
+    method: str
+    rep: int
+
+    @property
+    def seed(self) -> int:
+        return self.rep
+
+    def path(self, out_dir: str | Path, profile: str, shots: int = 20) -> Path:
+        """Where this run's JSON row is written under ``out_dir``."""
+        return (Path(out_dir) / profile / self.dataset / self.method
+                / f"anomaly{self.anomaly}_rep{self.rep}_shots{shots}.json")
+
+    def __str__(self) -> str:
+        return f"{self.dataset} anomaly={self.anomaly} {self.method} rep={self.rep}"
+
+
+def known_methods() -> list[str]:
+    """Every method name that ``run_task`` accepts (PDD and the registered baselines)."""
+    from .experiment import METHODS, _load_baselines
+
+    _load_baselines()
+    return sorted(METHODS)
+
+
+def _check_methods(methods: Sequence[str]) -> list[str]:
+    known = known_methods()
+    out = []
+    for m in methods:
+        if m not in known:
+            raise PDDLiteError(f"unknown method {m!r}; choose from: {', '.join(known)}")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise PDDLiteError("name at least one method")
+    return out
+
+
+def _rep_list(reps: int | Iterable[int]) -> list[int]:
+    if isinstance(reps, bool):
+        raise PDDLiteError(f"reps must be a number of repetitions or a list of repetition indices, got {reps!r}")
+    if isinstance(reps, int):
+        if reps < 1:
+            raise PDDLiteError(f"reps must be at least 1, got {reps}")
+        return list(range(reps))
+    out = sorted(set(int(r) for r in reps))
+    if not out or out[0] < 0:
+        raise PDDLiteError("repetition indices must be integers >= 0 (and at least one)")
+    return out
+
+
+def grid_runs(
+    datasets: Sequence[str],
+    methods: Sequence[str],
+    reps: int | Iterable[int] = DEFAULT_REPS,
+    anomalies: Sequence[int] | None = None,
+) -> list[RunSpec]:
+    """Every run of the grid in a fixed order: dataset, then repetition, anomaly class, method.
+
+    ``reps`` is a number of repetitions (indices 0..reps-1) or a list of indices; ``anomalies``
+    restricts the anomaly classes (default: every class of each dataset). The order puts the
+    repetition outermost, so a part-finished grid has whole repetitions of every method and class.
+    """
+    if isinstance(datasets, str) or isinstance(methods, str):
+        raise PDDLiteError("datasets and methods are lists of names, e.g. ['mnist'] and ['pdd', 'mcdd']")
+    names: list[str] = []
+    for d in datasets:
+        key = canonical_dataset_name(d)
+        if key not in names:
+            names.append(key)
+    if not names:
+        raise PDDLiteError("name at least one dataset")
+    method_list = _check_methods(methods)
+    rep_list = _rep_list(reps)
+    runs = []
+    for dataset in names:
+        n_classes = len(DATASETS[dataset])
+        if anomalies is None:
+            classes = list(range(n_classes))
+        else:
+            classes = sorted(set(int(a) for a in anomalies))
+            bad = [a for a in classes if not 0 <= a < n_classes]
+            if bad or not classes:
+                raise PDDLiteError(f"{dataset} has classes 0..{n_classes - 1}; no anomaly class {bad[0] if bad else '(none given)'}")
+        for rep in rep_list:
+            for anomaly in classes:
+                for method in method_list:
+                    runs.append(RunSpec(dataset, anomaly, method, rep))
+    return runs
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"k/n"`` (or ``(k, n)``) -> (k, n), checking 1 <= k <= n."""
+    if shard is None:
+        return None
+    try:
+        if isinstance(shard, str):
+            k_text, n_text = shard.strip().split("/")
+            k, n = int(k_text), int(n_text)
+        else:
+            k, n = (int(v) for v in shard)
+    except (ValueError, TypeError):
+        raise PDDLiteError(f"--shard must have the form k/n with 1 <= k <= n (e.g. 2/8), got {shard!r}") from None
+    if not 1 <= k <= n:
+        raise PDDLiteError(f"--shard must have the form k/n with 1 <= k <= n (e.g. 2/8), got {shard!r}")
+    return k, n
+
+
+def select_shard(runs: Sequence[RunSpec], shard: str | tuple[int, int] | None) -> list[RunSpec]:
+    """The runs of shard k of n: every n-th run of the fixed order, starting at run k-1."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return list(runs)
+    k, n = parsed
+    return list(runs[k - 1::n])
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def write_row(row: dict[str, Any], path: Path) -> Path:
+    """Write one result row atomically: a temporary file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(row, indent=2, default=_json_default) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _read_row(path: Path) -> dict[str, Any] | None:
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        warnings.warn(f"skipping {path}: not a readable result file ({err})", stacklevel=3)
+        return None
+    if not isinstance(row, dict) or not {"dataset", "method", "anomaly", "auroc"} <= set(row):
+        return None  # some other JSON file
+    return row
+
+
+def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every result row found under ``out_dir`` (any depth), sorted by profile, dataset, method, anomaly, rep."""
+    root = Path(out_dir)
+    if not root.exists():
+        raise PDDLiteError(f"no results folder at {root}: run `pddlite replicate --out {root}` first")
+    rows = [row for p in sorted(root.rglob("*.json")) if (row := _read_row(p)) is not None]
+
+    def key(row: dict[str, Any]) -> tuple:
+        anomaly = row["anomaly"] if isinstance(row["anomaly"], int) else -1
+        return (str(row.get("profile", "")), str(row["dataset"]), str(row["method"]), anomaly, int(row.get("rep", row.get("seed", 0))))
+
+    return sorted(rows, key=key)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class _Estimator:
+    """Time left, from the mean duration of finished runs of the same (dataset, method)."""
+
+    def __init__(self) -> None:
+        self.durations: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, dataset: str, method: str, seconds: float) -> None:
+        self.durations.setdefault((dataset, method), []).append(float(seconds))
+
+    def left(self, pending: Sequence[RunSpec]) -> float | None:
+        if not pending:
+            return 0.0
+        means = {k: sum(v) / len(v) for k, v in self.durations.items() if v}
+        if not means:
+            return None
+        fallback = sum(means.values()) / len(means)
+        return sum(means.get((r.dataset, r.method), fallback) for r in pending)
+
+
+def replicate(
+    datasets: Sequence[str] = DEFAULT_DATASETS,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    reps: int | Iterable[int] = DEFAULT_REPS,
+    profile: str | None = None,
+    out_dir: str | Path = "results",
+    shard: str | tuple[int, int] | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    anomalies: Sequence[int] | None = None,
+    shots: int = 20,
+    progress: bool = True,
+    run_progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Run (or resume) the grid, or one shard of it; return the rows of the selected runs.
+
+    Every run goes through :func:`pddlite.experiment.run_task` with ``seed = rep`` and is written
+    at once as one JSON file (see the module docstring); runs whose file exists are read, not
+    re-run. ``progress`` shows the bar over runs; ``run_progress`` also each run's epoch bars.
+    An exception in a run stops the grid (the finished runs stay written; run again to resume).
+    """
+    from tqdm.auto import tqdm
+
+    from .experiment import run_task
+    from .profiles import get_profile
+
+    prof = get_profile(profile)
+    runs = select_shard(grid_runs(datasets, methods, reps, anomalies), shard)
+    out = Path(out_dir)
+    rows: dict[RunSpec, dict[str, Any]] = {}
+    estimator = _Estimator()
+    pending: list[RunSpec] = []
+    for run in runs:
+        path = run.path(out, prof.name, shots)
+        row = _read_row(path) if path.exists() else None
+        if row is None:
+            pending.append(run)
+        else:
+            rows[run] = row
+            estimator.add(run.dataset, run.method, row.get("wall_seconds", row.get("seconds", 0.0)))
+
+    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), disable=not progress, unit="run",
+               desc=f"grid {prof.name}" + (f" shard {shard}" if shard else ""), dynamic_ncols=True)
+    try:
+        for i, run in enumerate(pending):
+            left = estimator.left(pending[i:])
+            bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
+            start = time.perf_counter()
+            row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=prof.name,
+                           method=run.method, device=device, data_dir=data_dir, progress=run_progress)
+            row.pop("model", None)
+            row.update({
+                "rep": run.rep,
+                "wall_seconds": round(time.perf_counter() - start, 2),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            })
+            write_row(row, run.path(out, prof.name, shots))
+            rows[run] = row
+            estimator.add(run.dataset, run.method, row.get("wall_seconds", row.get("seconds", 0.0)))
+            bar.update(1)
+            _release_memory()
+    finally:
+        bar.close()
+    return [rows[r] for r in runs if r in rows]
+
+
+def _release_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS),
+                   help="datasets (mnist, fashion-mnist, cifar10, mnist-5k); default: the paper's three")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                   help="methods; default: pdd egbad ganomaly mcdd deepsvdd")
+    p.add_argument("--reps", type=int, default=DEFAULT_REPS, help="repetitions per task (seed = repetition index)")
+    p.add_argument("--anomalies", type=int, nargs="+", default=None, help="anomaly classes (default: all)")
+    p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
+    p.add_argument("--profile", default=None, help="smoke, quick or paper (default: $PDDLITE_PROFILE, else quick)")
+    p.add_argument("--out", default="results", help="results folder (one JSON file per run)")
+    p.add_argument("--shard", default=None, help="run only shard k of n, written k/n (e.g. 2/8 or $SLURM_ARRAY_TASK_ID/8)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
+    p.add_argument("--dry-run", action="store_true", help="print how many runs this shard has and how many are done")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--run-progress", action="store_true", help="also show each run's epoch bars")
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    from .profiles import get_profile
+
+    if args.dry_run:
+        prof = get_profile(args.profile)
+        runs = select_shard(grid_runs(args.datasets, args.methods, args.reps, args.anomalies), args.shard)
+        done = sum(r.path(args.out, prof.name, args.shots).exists() for r in runs)
+        print(f"{len(runs)} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
+              f"(profile {prof.name}): {done} done, {len(runs) - done} to run; results in {args.out}")
+        return 0
+    rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
+                     args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
+                     run_progress=args.run_progress)
+    print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
+    return 0
+
+
+cmd_replicate.add_arguments = _add_arguments  # type: ignore[attr-defined]
+
+
+def _register() -> None:
+    from .cli import command
+
+    command("replicate", "run the paper's grid (datasets x anomaly classes x methods x repetitions), resumable and shardable")(cmd_replicate)
+
+
+_register()

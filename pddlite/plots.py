@@ -1,0 +1,619 @@
+"""Figures for the notebooks: image grids, score distributions, loss curves, embedding maps.
+
+Every function returns a :class:`matplotlib.figure.Figure` (matplotlib only, no seaborn). Figures
+are built with :class:`~matplotlib.figure.Figure` rather than ``pyplot``, so a notebook shows each
+exactly once (as the value of its cell) and nothing accumulates in pyplot's registry. Pass
+``ax=`` where offered to draw into an axes of your own instead; the axes' figure is returned.
+
+What draws what in the paper:
+
+* :func:`reconstruction_grid`: originals over reconstructions (Fig. 1).
+* :func:`score_boxplot`: anomaly-score distributions, normal against anomalous or per class (Fig. 2).
+* :func:`class_grid`, :func:`prototype_grid`: the K-shot prototypes of a task (Sec. 4, 5.1).
+* :func:`loss_curves`: the training losses of pre-training and tune-up (Table 2 schedules).
+* :func:`embedding_map`: 2-D UMAP maps of test embeddings, classes by colour ('x'), prototypes as
+  black '+' (Figs. 12-15).
+* :func:`score_histograms`: the Eq. 7 score of every test class, anomalies in red.
+* :func:`roc_pr_curves`: what AUROC and AUPRC are the areas under.
+* :func:`compare_plot`: mean +/- standard deviation of a metric per anomaly class and method
+  (the layout of Figs. 3-11).
+* :func:`toy_figure`, :func:`descent_curves`: the 2-D margin-loss toy of :mod:`pddlite.toy`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .errors import PDDLiteError
+
+ANOMALY_COLOR = "tab:red"
+NORMAL_COLOR = "tab:blue"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _class_name(c: int, class_names: Sequence[str] | None) -> str:
+    if class_names and 0 <= int(c) < len(class_names) and str(class_names[int(c)]) != str(c):
+        return f"{int(c)}: {class_names[int(c)]}"
+    return str(int(c))
+
+
+def class_colors(classes: Iterable[int]) -> dict[int, Any]:
+    """A fixed colour per class index (matplotlib's ``tab10``, then ``tab20`` beyond ten)."""
+    import matplotlib
+
+    classes = sorted({int(c) for c in classes})
+    cmap = matplotlib.colormaps["tab10" if (max(classes, default=0) < 10) else "tab20"]
+    return {c: cmap(c % cmap.N) for c in classes}
+
+
+def tile_images(images: Any, ncols: int, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Tile N x C x H x W images in [-1, 1] into one H' x W' (x 3) array in [0, 1], row by row.
+
+    Empty cells at the end of the last row are left at ``pad_value`` (white).
+    """
+    x = _numpy(images).astype(np.float32)
+    if x.ndim == 3:  # N x H x W
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise PDDLiteError(f"images must be N x C x H x W with C in (1, 3), got shape {x.shape}")
+    if ncols < 1:
+        raise PDDLiteError(f"ncols must be at least 1, got {ncols}")
+    n, c, h, w = x.shape
+    x = np.clip((x + 1.0) / 2.0, 0.0, 1.0)
+    nrows = max(1, -(-n // ncols))
+    canvas = np.full((c, nrows * (h + pad) + pad, ncols * (w + pad) + pad), pad_value, dtype=np.float32)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[:, top:top + h, left:left + w] = x[i]
+    return canvas[0] if c == 1 else canvas.transpose(1, 2, 0)
+
+
+def _show_tiles(ax: Axes, tiles: np.ndarray) -> None:
+    if tiles.ndim == 2:
+        ax.imshow(tiles, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(tiles, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
+# --------------------------------------------------------------------------- image grids
+
+
+def image_grid(
+    images: Any,
+    ncols: int = 10,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    scale: float = 0.6,
+    ax: Axes | None = None,
+) -> Figure:
+    """Images (N x C x H x W in [-1, 1], as in a :class:`~pddlite.data.Task`) as one tiled grid.
+
+    ``row_labels`` names the rows on the left; ``scale`` is inches per image.
+    """
+    x = _numpy(images)
+    if len(x) == 0:
+        raise PDDLiteError("no images to show")
+    ncols = max(1, min(int(ncols), len(x)))
+    nrows = -(-len(x) // ncols)
+    tiles = tile_images(x, ncols)
+    fig, ax = _new_axes(ax, (max(2.0, ncols * scale + (1.2 if row_labels else 0.0)), max(1.0, nrows * scale + 0.4)))
+    _show_tiles(ax, tiles)
+    if row_labels:
+        h = x.shape[-2] + 2
+        ax.set_yticks([2 + r * h + (h - 2) / 2 for r in range(len(row_labels))])
+        ax.set_yticklabels(list(row_labels))
+        ax.tick_params(axis="y", length=0)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def class_grid(
+    images: Any,
+    labels: Any,
+    per_class: int = 10,
+    classes: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    anomaly_classes: Sequence[int] = (),
+    title: str | None = None,
+    scale: float = 0.6,
+) -> Figure:
+    """One row per class with its first ``per_class`` images; anomaly classes say so in their label."""
+    x, y = _numpy(images), _numpy(labels).astype(np.int64)
+    if len(x) != len(y):
+        raise PDDLiteError(f"{len(x)} images but {len(y)} labels")
+    classes = sorted(int(c) for c in (np.unique(y) if classes is None else classes))
+    rows, names = [], []
+    blank = np.full((1,) + x.shape[1:], 1.0, dtype=np.float32)  # white in [-1, 1]
+    for c in classes:
+        members = x[y == c][:per_class]
+        if len(members) < per_class:
+            members = np.concatenate([members] + [blank] * (per_class - len(members)))
+        rows.append(members)
+        names.append(_class_name(c, class_names) + (" (anomaly)" if c in set(anomaly_classes) else ""))
+    if not rows:
+        raise PDDLiteError("no classes to show")
+    return image_grid(np.concatenate(rows), ncols=per_class, row_labels=names, title=title, scale=scale)
+
+
+def prototype_grid(task: Any, per_class: int | None = None, title: str | None = None, scale: float = 0.6) -> Figure:
+    """The labeled prototypes P of a task: one row per normal class (Sec. 4, "N-way K-shot")."""
+    k = task.shots if per_class is None else min(int(per_class), task.shots)
+    default = f"{len(task.normal_classes)}-way {task.shots}-shot prototypes (anomaly class held out: " \
+              f"{', '.join(_class_name(c, task.class_names) for c in task.anomaly_classes)})"
+    return class_grid(task.prototype_images, task.prototype_labels, per_class=k, classes=task.normal_classes,
+                      class_names=task.class_names, title=title or default, scale=scale)
+
+
+def reconstruction_grid(
+    originals: Any,
+    reconstructions: Any,
+    split: int | None = None,
+    group_titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] = ("original", "reconstruction"),
+    title: str | None = None,
+    scale: float = 0.7,
+) -> Figure:
+    """Fig. 1: originals in the top row, their reconstructions G(E(x)) below.
+
+    ``split`` (an index into the images) draws a divider and lets ``group_titles`` name the two
+    halves, e.g. ``("normal: 0", "anomaly: 1")``.
+    """
+    a, b = _numpy(originals), _numpy(reconstructions)
+    if a.shape != b.shape:
+        raise PDDLiteError(f"originals {a.shape} and reconstructions {b.shape} must have the same shape")
+    n = len(a)
+    fig = image_grid(np.concatenate([a, b]), ncols=n, row_labels=list(row_labels), title=title, scale=scale)
+    ax = fig.axes[0]
+    w = a.shape[-1] + 2
+    if split is not None:
+        if not 0 < split < n:
+            raise PDDLiteError(f"split must lie strictly between 0 and {n}, got {split}")
+        ax.axvline(1 + split * w, color=ANOMALY_COLOR, linewidth=2)
+    if group_titles:
+        edges = [0, split if split is not None else n, n]
+        for i, text in enumerate(group_titles[:2]):
+            centre = (edges[i] + edges[i + 1]) / 2 * w
+            ax.text(centre, -3, text, ha="center", va="bottom", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def score_boxplot(
+    scores: Any,
+    labels: Any,
+    anomaly_classes: Sequence[int] = (),
+    class_names: Sequence[str] | None = None,
+    per_class: bool = True,
+    ylabel: str = "anomaly score",
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Box plots of scores (Fig. 2): per test class, or ``per_class=False`` normal against anomalous.
+
+    Anomalous boxes are red. ``labels`` are the test classes.
+    """
+    s, y = _numpy(scores).astype(np.float64).ravel(), _numpy(labels).astype(np.int64).ravel()
+    if len(s) != len(y):
+        raise PDDLiteError(f"{len(s)} scores but {len(y)} labels")
+    anomalous = np.isin(y, list(anomaly_classes))
+    if per_class:
+        classes = sorted(np.unique(y).tolist())
+        groups = [s[y == c] for c in classes]
+        names = [_class_name(c, class_names) for c in classes]
+        colors = [ANOMALY_COLOR if c in set(anomaly_classes) else NORMAL_COLOR for c in classes]
+    else:
+        if not anomalous.any() or anomalous.all():
+            raise PDDLiteError("per_class=False needs both normal and anomalous scores: pass anomaly_classes")
+        groups, names, colors = [s[~anomalous], s[anomalous]], ["normal", "anomaly"], [NORMAL_COLOR, ANOMALY_COLOR]
+    fig, ax = _new_axes(ax, (max(3.0, 0.55 * len(groups) + 1.5), 3.2))
+    box = ax.boxplot(groups, patch_artist=True, showfliers=True, widths=0.6,
+                     flierprops={"markersize": 2, "alpha": 0.4})
+    ax.set_xticks(range(1, len(names) + 1))
+    ax.set_xticklabels(names, rotation=45 if per_class and class_names and len(class_names[0]) > 2 else 0,
+                       ha="right" if per_class and class_names and len(class_names[0]) > 2 else "center")
+    for patch, color in zip(box["boxes"], colors):
+        patch.set_facecolor(color)
+        patch.set_alpha(0.5)
+    ax.set_ylabel(ylabel)
+    if per_class:
+        ax.set_xlabel("test class (red: anomaly)")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def score_histograms(
+    scores: Any,
+    labels: Any,
+    anomaly_classes: Sequence[int] = (),
+    class_names: Sequence[str] | None = None,
+    bins: int = 30,
+    ncols: int = 5,
+    xlabel: str = "anomaly score",
+    title: str | None = None,
+) -> Figure:
+    """One histogram per test class on a shared x axis, anomaly classes in red."""
+    s, y = _numpy(scores).astype(np.float64).ravel(), _numpy(labels).astype(np.int64).ravel()
+    if len(s) != len(y):
+        raise PDDLiteError(f"{len(s)} scores but {len(y)} labels")
+    classes = sorted(np.unique(y).tolist())
+    ncols = max(1, min(ncols, len(classes)))
+    nrows = -(-len(classes) // ncols)
+    fig = Figure(figsize=(2.3 * ncols, 1.7 * nrows + 0.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    lo, hi = (float(s.min()), float(s.max())) if len(s) else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    for ax, c in zip(axes, classes):
+        anomalous = c in set(anomaly_classes)
+        ax.hist(s[y == c], bins=edges, color=ANOMALY_COLOR if anomalous else NORMAL_COLOR, alpha=0.8)
+        ax.set_title(_class_name(c, class_names) + (" (anomaly)" if anomalous else ""), fontsize=9,
+                     color=ANOMALY_COLOR if anomalous else "black")
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(classes):]:
+        ax.set_visible(False)
+    for ax in axes[(nrows - 1) * ncols:]:
+        ax.set_xlabel(xlabel, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def roc_pr_curves(is_anomaly: Any, scores: Mapping[str, Any], title: str | None = None) -> Figure:
+    """ROC (left) and precision-recall (right) curves of one or more scores, anomaly = positive.
+
+    The legend gives each score's AUROC and AUPRC (average precision, as :mod:`pddlite.metrics`).
+    The dotted lines are chance: the diagonal for ROC, the anomaly rate for precision.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    y = _numpy(is_anomaly).astype(bool).ravel()
+    if y.all() or not y.any():
+        raise PDDLiteError("ROC and PR curves need both normal and anomalous test images")
+    if not scores:
+        raise PDDLiteError("give at least one score: {name: scores}")
+    fig = Figure(figsize=(8.4, 3.4), layout="constrained")
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    for name, s in scores.items():
+        s = _numpy(s).astype(np.float64).ravel()
+        if len(s) != len(y):
+            raise PDDLiteError(f"{name}: {len(s)} scores for {len(y)} labels")
+        fpr, tpr, _ = roc_curve(y, s)
+        precision, recall, _ = precision_recall_curve(y, s)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUROC {roc_auc_score(y, s):.3f})")
+        pr_ax.step(recall, precision, where="post", label=f"{name} (AUPRC {average_precision_score(y, s):.3f})")
+    roc_ax.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
+    pr_ax.axhline(y.mean(), color="gray", linestyle=":", linewidth=1)
+    roc_ax.set_xlabel("false positive rate (normal flagged)")
+    roc_ax.set_ylabel("true positive rate (anomalies caught)")
+    pr_ax.set_xlabel("recall (anomalies caught)")
+    pr_ax.set_ylabel("precision (flagged that are anomalies)")
+    for ax in (roc_ax, pr_ax):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "upper right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _history_segments(history: Any) -> list[tuple[str, list[Mapping[str, float]]]]:
+    if isinstance(history, Mapping):
+        return [(str(k), list(v)) for k, v in history.items() if v]
+    return [("", list(history))]
+
+
+def loss_curves(history: Any, title: str | None = None) -> Figure:
+    """Per-epoch losses: a trainer's ``history`` (list of dicts) or a PDD's ``history_`` (stage -> list).
+
+    Adversarial losses (``loss_d``, ``loss_g``, ``loss_ge``) share the left panel; the margin loss of
+    the tune-up (``loss_margin``), on another scale, gets a panel of its own. Stages run one after
+    the other on the x axis, divided by a dashed line.
+    """
+    segments = _history_segments(history)
+    if not segments:
+        raise PDDLiteError("the history is empty: train first")
+    margin_keys = {"loss_margin"}
+    keys = []
+    for _, rows in segments:
+        for row in rows:
+            keys += [k for k in row if k != "epoch" and k not in keys]
+    adversarial = [k for k in keys if k not in margin_keys]
+    margin = [k for k in keys if k in margin_keys]
+    panels = [p for p in (adversarial, margin) if p]
+    fig = Figure(figsize=(4.2 * len(panels), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
+    offset, bounds = 0, []
+    xs: dict[str, list[float]] = defaultdict(list)
+    ys: dict[str, list[float]] = defaultdict(list)
+    for stage, rows in segments:
+        for i, row in enumerate(rows):
+            for k in keys:
+                if k in row:
+                    xs[k].append(offset + i + 1)
+                    ys[k].append(float(row[k]))
+        bounds.append((stage, offset, offset + len(rows)))
+        offset += len(rows)
+    for ax, panel in zip(axes, panels):
+        for k in panel:
+            ax.plot(xs[k], ys[k], marker="o", markersize=3, label=k)
+        for stage, start, stop in bounds:
+            if start > 0:
+                ax.axvline(start + 0.5, color="gray", linestyle="--", linewidth=1)
+            if stage and len(bounds) > 1:
+                ax.text((start + stop) / 2 + 0.5, 1.0, stage, transform=ax.get_xaxis_transform(),
+                        ha="center", va="bottom", fontsize=8, color="gray")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- embedding maps
+
+
+def project_2d(
+    embeddings: Any,
+    method: str = "umap",
+    random_state: int = 0,
+    n_neighbors: int = 15,
+) -> np.ndarray:
+    """Map N x d embeddings to N x 2: ``"umap"`` (the paper's Figs. 12-15) or ``"pca"``.
+
+    Two-dimensional input is returned as it is. UMAP's ``random_state`` makes the map repeatable
+    (and single-threaded).
+    """
+    z = _numpy(embeddings)
+    if z.ndim != 2:
+        raise PDDLiteError(f"embeddings must be an N x d matrix, got shape {z.shape}")
+    if z.shape[1] == 2:
+        return z.astype(np.float64)
+    z = z.astype(np.float32)
+    if method == "pca":
+        centred = z - z.mean(axis=0, keepdims=True)
+        _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+        return centred @ vt[:2].T
+    if method == "umap":
+        try:
+            import umap
+        except ImportError as err:  # pragma: no cover - umap-learn is a dependency
+            raise PDDLiteError("UMAP maps need umap-learn: pip install umap-learn (or use method='pca')") from err
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state" and friends
+            reducer = umap.UMAP(n_components=2, random_state=random_state,
+                                n_neighbors=min(n_neighbors, len(z) - 1))
+            return reducer.fit_transform(z).astype(np.float64)
+    raise PDDLiteError(f"unknown projection {method!r}: use 'umap' or 'pca'")
+
+
+def embedding_map(
+    embeddings: Any,
+    labels: Any,
+    prototypes: Any = None,
+    anomaly_classes: Sequence[int] = (),
+    class_names: Sequence[str] | None = None,
+    method: str = "umap",
+    random_state: int = 0,
+    coords: tuple[np.ndarray, np.ndarray | None] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Figs. 12-15: test embeddings mapped to 2-D, one colour per class ('x'), prototypes as black '+'.
+
+    The map is fitted on the test embeddings and the prototypes together, so both lie in one
+    picture. Pass precomputed ``coords=(test_2d, prototype_2d)`` to skip the projection (the
+    figure's ``coords`` attribute holds the ones it drew, for reuse).
+    """
+    y = _numpy(labels).astype(np.int64).ravel()
+    if coords is None:
+        z = _numpy(embeddings)
+        p = None if prototypes is None else _numpy(prototypes)
+        if len(z) != len(y):
+            raise PDDLiteError(f"{len(z)} embeddings but {len(y)} labels")
+        both = z if p is None else np.concatenate([z, p])
+        low = project_2d(both, method=method, random_state=random_state)
+        coords = (low[: len(z)], None if p is None else low[len(z):])
+    test_2d, proto_2d = coords
+    if len(test_2d) != len(y):
+        raise PDDLiteError(f"{len(test_2d)} points but {len(y)} labels")
+    fig, ax = _new_axes(ax, (5.6, 4.6))
+    colors = class_colors(y)
+    anomalies = set(int(c) for c in anomaly_classes)
+    for c in sorted(colors):
+        pts = test_2d[y == c]
+        name = _class_name(c, class_names) + (" (anomaly)" if c in anomalies else "")
+        ax.scatter(pts[:, 0], pts[:, 1], marker="x", s=9 if c not in anomalies else 14, linewidths=0.7,
+                   color=colors[c], alpha=0.75, label=name)
+    if proto_2d is not None:
+        ax.scatter(proto_2d[:, 0], proto_2d[:, 1], marker="+", s=70, linewidths=1.4, color="black",
+                   label="prototypes")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if title:
+        ax.set_title(title)
+    fig.coords = coords  # type: ignore[attr-defined]
+    return fig
+
+
+# --------------------------------------------------------------------------- results
+
+
+def compare_plot(
+    rows: Sequence[Mapping[str, Any]],
+    metric: str = "auroc",
+    x: str = "anomaly",
+    hue: str = "method",
+    title: str | None = None,
+    ylabel: str | None = None,
+    class_names: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Mean (marker) +/- standard deviation (error bar) of ``metric`` per ``x`` value and ``hue`` group.
+
+    The layout of Figs. 3-11: anomaly class on the x axis, one marker series per method (or per
+    stage, for the ablation). Rows lacking the metric are skipped; one row per cell gives no bar.
+    """
+    cells: dict[tuple[Any, Any], list[float]] = defaultdict(list)
+    for row in rows:
+        if metric in row and row[metric] is not None and x in row:
+            cells[(row.get(hue, ""), _hashable(row[x]))].append(float(row[metric]))
+    if not cells:
+        raise PDDLiteError(f"no rows carry {metric!r} and {x!r}")
+    hues = list(dict.fromkeys(h for h, _ in cells))
+    xs = sorted({v for _, v in cells}, key=_sort_key)
+    fig, ax = _new_axes(ax, (max(4.0, 0.55 * len(xs) + 2.5), 3.2))
+    width = 0.6 / max(1, len(hues))
+    markers = "osD^vP*X"
+    for i, h in enumerate(hues):
+        pos, mean, std = [], [], []
+        for j, v in enumerate(xs):
+            vals = cells.get((h, v))
+            if vals:
+                pos.append(j + (i - (len(hues) - 1) / 2) * width)
+                mean.append(float(np.mean(vals)))
+                std.append(float(np.std(vals)) if len(vals) > 1 else 0.0)
+        ax.errorbar(pos, mean, yerr=std, fmt=markers[i % len(markers)], capsize=3, markersize=5, label=str(h))
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels([_class_name(v, class_names) if isinstance(v, (int, np.integer)) else str(v) for v in xs],
+                       rotation=45 if class_names and any(len(str(n)) > 2 for n in class_names) else 0,
+                       ha="right" if class_names and any(len(str(n)) > 2 for n in class_names) else "center")
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or metric.upper())
+    if len(hues) > 1 or hues[0] != "":
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def sweep_plot(rows: Sequence[Mapping[str, Any]], param: str | None = None,
+               metrics: Sequence[str] = ("auroc", "auprc"), title: str | None = None,
+               log_x: bool = False) -> Figure:
+    """A metric against the swept value, for the rows of :func:`pddlite.ablation.sweep`.
+
+    Each metric is one line; a ``pretrain_`` version of a metric, when present, is drawn dashed
+    (the same prototypes scored with the embedding before the tune-up).
+    """
+    rows = [r for r in rows if param is None or r.get("param") == param]
+    if not rows:
+        raise PDDLiteError(f"no rows for parameter {param!r}")
+    param = param or str(rows[0].get("param", "value"))
+    values = [r["value"] for r in rows]
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values)
+    pos = values if numeric else list(range(len(values)))
+    fig, ax = _new_axes(None, (4.4, 3.0))
+    for k, m in enumerate(metrics):
+        color = f"C{k}"
+        if all(m in r for r in rows):
+            ax.plot(pos, [r[m] for r in rows], marker="o", color=color, label=f"{m} after tune-up")
+        if all(f"pretrain_{m}" in r for r in rows):
+            ax.plot(pos, [r[f"pretrain_{m}"] for r in rows], marker=".", linestyle="--", color=color,
+                    alpha=0.7, label=f"{m} after pre-training")
+    if not numeric:
+        ax.set_xticks(pos)
+        ax.set_xticklabels([str(v) for v in values])
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(param)
+    ax.set_ylabel("metric")
+    ax.legend(fontsize=7)
+    ax.set_title(title or f"sensitivity to {param}")
+    return fig
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _sort_key(v: Any) -> tuple:
+    return (0, v, "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0, str(v))
+
+
+# --------------------------------------------------------------------------- the 2-D toy
+
+
+def toy_figure(run: Any, show_gradient: bool = True, title: str | None = None, ax: Axes | None = None) -> Figure:
+    """A :class:`pddlite.toy.DescentRun` on 2-D points: paths (thin), start (o), end (x), class colours.
+
+    With ``show_gradient`` the arrows at the start are minus the gradient of the loss: where one
+    descent step moves each point.
+    """
+    traj = _numpy(run.trajectory)
+    if traj.ndim != 3 or traj.shape[2] != 2:
+        raise PDDLiteError("toy_figure draws runs on free 2-D points (trajectory steps x P x 2)")
+    y = _numpy(run.labels).astype(np.int64)
+    colors = class_colors(y)
+    fig, ax = _new_axes(ax, (4.6, 4.2))
+    for p in range(traj.shape[1]):
+        ax.plot(traj[:, p, 0], traj[:, p, 1], color=colors[int(y[p])], linewidth=0.7, alpha=0.6)
+    for c in sorted(colors):
+        m = y == c
+        ax.scatter(traj[0, m, 0], traj[0, m, 1], marker="o", s=22, facecolors="none", edgecolors=colors[c])
+        ax.scatter(traj[-1, m, 0], traj[-1, m, 1], marker="x", s=28, color=colors[c], label=f"class {c}")
+    if show_gradient and getattr(run, "initial_gradient", None) is not None:
+        g = _numpy(run.initial_gradient)
+        norm = np.abs(g).max() or 1.0
+        span = float(np.ptp(traj[0], axis=0).max()) or 1.0
+        ax.quiver(traj[0, :, 0], traj[0, :, 1], -g[:, 0] / norm, -g[:, 1] / norm, angles="xy",
+                  scale_units="xy", scale=4.0 / span, color="black", width=0.004, alpha=0.8)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title or f"{run.loss}: {len(traj) - 1} steps (o start, x end, arrows: -gradient)", fontsize=9)
+    return fig
+
+
+def descent_curves(runs: Mapping[str, Any], metric: str = "diameter", title: str | None = None,
+                   log_y: bool = False, ax: Axes | None = None) -> Figure:
+    """One line per run: a tracked quantity (``run.metrics[metric]``) against the step number."""
+    if not runs:
+        raise PDDLiteError("no runs to draw")
+    fig, ax = _new_axes(ax, (4.6, 3.0))
+    for name, run in runs.items():
+        values = run.metrics[metric]
+        ax.plot(range(len(values)), values, label=name)
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel(metric)
+    if log_y:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig

@@ -1,0 +1,98 @@
+"""``pddlite run``: the JSON row, the printed metrics, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pddlite.cli import main
+
+SMOKE = ["run", "--profile", "smoke", "--device", "cpu", "--no-progress"]
+
+
+def test_run_smoke_writes_one_json_row(tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert main(SMOKE + ["--dataset", "mnist-5k", "--anomaly", "1", "--shots", "20", "--seed", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "after pre-training: AUROC" in printed and "after the tune-up: AUROC" in printed
+    row = json.loads(out.read_text())
+    for key in ("dataset", "anomaly", "shots", "seed", "profile", "variant", "pretrain_auroc",
+                "pretrain_auprc", "auroc", "auprc", "seconds"):
+        assert key in row, key
+    assert (row["dataset"], row["anomaly"], row["shots"], row["seed"], row["profile"], row["variant"]) == (
+        "mnist-5k", 1, 20, 0, "smoke", "paper")
+    assert 0 <= row["auroc"] <= 1 and 0 <= row["auprc"] <= 1 and row["seconds"] > 0
+    # the printed numbers are the written ones
+    assert f"AUROC {row['auroc']:.4f}" in printed and f"AUPRC {row['pretrain_auprc']:.4f}" in printed
+
+
+def test_profile_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PDDLITE_PROFILE", "smoke")
+    out = tmp_path / "r.json"
+    assert main(["run", "--device", "cpu", "--no-progress", "--anomaly", "3", "7", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert row["profile"] == "smoke" and row["anomaly"] == [3, 7]
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pddlite: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--dataset", "imagenet"], "unknown dataset"),
+        (["--profile", "huge"], "unknown profile"),
+        (["--anomaly", "12"], "has no class 12"),
+        (["--shots", "1000"], "fewer than shots=1000"),
+        (["--anomaly", *map(str, range(10))], "every class is marked anomalous"),
+        (["--method", "svm"], "unknown method"),
+    ],
+)
+def test_bad_input_gets_one_line(capsys, extra, expected):
+    assert expected in _one_line_error(capsys, SMOKE + extra)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
+def test_cuda_asked_for_but_absent(capsys):
+    err = _one_line_error(capsys, ["run", "--profile", "smoke", "--device", "cuda"])
+    assert "CUDA is not available" in err and "--device cpu" in err
+
+
+def test_offline_download_says_how_to_proceed(capsys, tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets.mnist as tv_mnist
+
+    def offline(*args, **kwargs):  # what urllib raises on a machine without a network
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    err = _one_line_error(capsys, SMOKE + ["--dataset", "mnist", "--data-dir", str(tmp_path)])
+    assert "--data-dir" in err and "mnist-5k" in err
+
+
+def test_checkpoint_of_another_architecture(capsys, tmp_path):
+    ckpt = tmp_path / "model.pt"
+    assert main(SMOKE + ["--checkpoint", str(ckpt)]) == 0
+    capsys.readouterr()
+    err = _one_line_error(capsys, ["run", "--profile", "quick", "--device", "cpu", "--no-progress",
+                                   "--checkpoint", str(ckpt)])
+    assert "architecture" in err
+
+
+def test_console_script_prints_no_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pddlite.cli", "run", "--dataset", "nope", "--device", "cpu"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "Traceback" not in proc.stderr and "unknown dataset" in proc.stderr
