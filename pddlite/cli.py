@@ -109,4 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run as a script this module is __main__, a second copy; the registry lives in pddlite.cli.
+    from pddlite.cli import main as package_main
+
+    sys.exit(package_main())

@@ -36,7 +36,7 @@ def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.
     return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
-class _EpochTrainer:
+class EpochTrainer:
     """Shared bookkeeping: epoch counter, loss history, data and noise generators, state."""
 
     modules: dict[str, nn.Module]
@@ -84,7 +84,7 @@ class _EpochTrainer:
         batch_size: int,
         progress: bool = True,
         desc: str = "training",
-        on_epoch_end: Callable[["_EpochTrainer"], None] | None = None,
+        on_epoch_end: Callable[["EpochTrainer"], None] | None = None,
     ) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done in total (a resumed trainer continues its count)."""
         for m in self.modules.values():
@@ -102,7 +102,7 @@ class _EpochTrainer:
         return self.history
 
 
-class GANTrainer(_EpochTrainer):
+class GANTrainer(EpochTrainer):
     """Unsupervised GAN pre-training of the Table 3/4 generator and discriminator (BCE, Adam)."""
 
     def __init__(
@@ -167,7 +167,7 @@ class GANTrainer(_EpochTrainer):
         return out
 
 
-class BiGANTrainer(_EpochTrainer):
+class BiGANTrainer(EpochTrainer):
     """BiGAN (Donahue et al.; the BiGAN of EGBAD): generator G, encoder E, joint discriminator D(x, z).
 
     D learns to tell (x, E(x)) from (G(z), z); G and E learn to fool it, which makes E approximately

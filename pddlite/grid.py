@@ -335,7 +335,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
     p.add_argument("--profile", default=None, help="smoke, quick or paper (default: $PDDLITE_PROFILE, else quick)")
     p.add_argument("--out", default="results", help="results folder (one JSON file per run)")
-    p.add_argument("--shard", default=None, help="run only shard k of n, written k/n (e.g. 2/8 or $SLURM_ARRAY_TASK_ID/8)")
+    p.add_argument("--shard", default=None, help="run only shard k of n, written k/n (e.g. 2/8, or $SLURM_ARRAY_TASK_ID/8 with --array=1-8)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
     p.add_argument("--dry-run", action="store_true", help="print how many runs this shard has and how many are done")

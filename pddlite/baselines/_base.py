@@ -188,8 +188,12 @@ class BaselineDetector:
         return f"{type(self).__name__}(profile={self.profile.name!r}, width={self.width}, seed={self.seed}, {state})"
 
 
-def scaled_epochs(profile: Profile, epochs: int) -> int:
-    """Scale an epoch count by a profile exactly as :meth:`Profile.schedule` scales Table 2's."""
+def scaled_epochs(profile: Profile, epochs: int, method: str | None = None) -> int:
+    """Scale an epoch count by a profile exactly as :meth:`Profile.schedule` scales Table 2's
+    (a profile's ``fixed_epochs`` entry for ``method``, when it has one, wins)."""
+    fixed = getattr(profile, "fixed_epochs", None) or {}
+    if method is not None and method in fixed:
+        return int(fixed[method])
     return max(profile.min_epochs, int(round(epochs * profile.epoch_fraction)))
 
 

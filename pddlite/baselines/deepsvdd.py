@@ -8,15 +8,19 @@ as the mean representation of the training data after an initial pass, and train
     mean_i ||phi(x_i) - c||^2      (+ weight decay)
 
 The anomaly score is ||phi(x) - c||^2. phi has no bias terms and no affine BatchNorm parameters:
-with them the network could map every input onto c (the "hypersphere collapse" of Ruff et al.,
-Prop. 2); c is fixed and never trained (Prop. 1).
+with them the network could map every input onto c (the "hypersphere collapse" that Ruff et al.
+prove possible), and c is fixed, never trained, for the same reason.
 
 The network is the conv stack of the Table 3/4 discriminator (PDD's embedding), made bias-free,
 then a bias-free linear map to 32 dimensions for 28x28 images and 128 for 64x64 (the
 representation sizes of Ruff et al.'s MNIST and CIFAR-10 networks). The weights are initialised
-by training an autoencoder first (Ruff et al.: "pretrain"), whose decoder is the Table 3/4
-generator fed with the representation. Coordinates of c closer to 0 than 0.1 are moved to +-0.1, as
-the later versions of the public code do, so that no unit can trivially match c by dying.
+by training an autoencoder first (Ruff et al.: "pretrain"), whose decoder mirrors phi (a linear
+map back to the last feature map, then transposed convolutions in the reverse order of the conv
+stack, bias-free, tanh output), as Ruff et al.'s autoencoders mirror their encoders. (With the
+heavier Table 3/4 generator as the decoder, pre-training on 28x28 images was 16 times slower,
+measured with ``benchmarks/bench_baselines.py``.) Coordinates of c closer to 0 than 0.1 are
+moved to +-0.1, as the later versions of the public code do, so that no unit can trivially
+match c by dying.
 
 The PDD paper has no Deep SVDD row in Table 2; pddlite's schedule (:data:`DEEPSVDD_SCHEDULE`) is the
 one of the public code's README (github.com/lukasruff/Deep-SVDD-PyTorch) for MNIST and CIFAR-10,
@@ -30,9 +34,12 @@ CIFAR-10       200    150 epochs, lr x 0.1 after epoch 50   350 epochs, x 0.1 af
 =============  =====  ====================================  ==========================================
 
 The epochs (and the epoch of the learning-rate drop, in proportion) are scaled by the profile
-exactly as :meth:`pddlite.profiles.Profile.schedule` scales Table 2's; the profile's batch size,
-when it sets one, replaces 200. Ruff et al.'s ICML paper states lr 1e-4 then 1e-5 and
-weight decay 1e-6; the README's values are the ones its code was run with.
+exactly as :meth:`pddlite.profiles.Profile.schedule` scales Table 2's (a profile's
+``fixed_epochs`` may set ``"deepsvdd"`` and ``"deepsvdd-autoencoder"``); the profile's batch size,
+when it sets one, replaces 200. The ICML paper describes a two-phase learning-rate schedule of
+the same kind (1e-4, then 1e-5); pddlite takes the concrete numbers from the README's commands.
+Cost: on CIFAR-10 the 350 pre-training epochs make a Deep SVDD run several times as long as a
+PDD run (see the benchmark); ``DeepSVDD(ae_epochs=...)`` shortens it.
 """
 
 from __future__ import annotations
@@ -40,14 +47,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data import batches, canonical_dataset_name
 from ..device import autocast
 from ..errors import PDDLiteError
 from ..experiment import register_method
-from ..gan import _EpochTrainer
-from ..nets import Generator28, Generator64, channels, conv_stack28, conv_stack64, init_weights
+from ..gan import EpochTrainer
+from ..nets import LEAKY_SLOPE, channels, conv_stack28, conv_stack64, init_weights
 from ..profiles import Profile
 from ._base import BaselineDetector, make_runner, scaled_epochs
 
@@ -65,8 +73,8 @@ def deepsvdd_schedule(profile: Profile, dataset: str) -> dict[str, Any]:
     key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
     key = "mnist" if key == "mnist-5k" else key
     base = DEEPSVDD_SCHEDULE[key]
-    epochs = scaled_epochs(profile, int(base["epochs"]))
-    ae_epochs = scaled_epochs(profile, int(base["ae_epochs"]))
+    epochs = scaled_epochs(profile, int(base["epochs"]), "deepsvdd")
+    ae_epochs = scaled_epochs(profile, int(base["ae_epochs"]), "deepsvdd-autoencoder")
     return {
         "batch_size": profile.batch_size or int(base["batch"]),
         "epochs": epochs,
@@ -111,16 +119,48 @@ class SVDDEncoder(nn.Module):
             return self.to_rep(h.float())
 
 
+class SVDDDecoder(nn.Module):
+    """The mirror image of :class:`SVDDEncoder`, for the autoencoder pre-training (bias-free, tanh output)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, rep_dim: int = 32):
+        super().__init__()
+        shape = tuple(image_shape)
+        act = LEAKY_SLOPE
+
+        def up(c_in: int, c_out: int, kernel: int, stride: int, padding: int, output_padding: int = 0) -> nn.Sequential:
+            return nn.Sequential(
+                nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding, bias=False),
+                nn.BatchNorm2d(c_out, affine=False), nn.LeakyReLU(act, inplace=True))
+
+        if shape == (1, 28, 28):  # mirrors 28x28x8 -> 14x14x16 -> 7x7x32 -> 7x7x64
+            c8, c16, c32, c64 = (channels(n, width) for n in (8, 16, 32, 64))
+            self.side, self.c_last = 7, c64
+            self.blocks = nn.Sequential(
+                up(c64, c32, 3, 1, 1), up(c32, c16, 3, 2, 1, 1), up(c16, c8, 3, 2, 1, 1),
+                nn.ConvTranspose2d(c8, 1, 3, 1, 1, bias=False), nn.Tanh())
+        elif shape == (3, 64, 64):  # mirrors 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512
+            c64, c128, c256, c512 = (channels(n, width) for n in (64, 128, 256, 512))
+            self.side, self.c_last = 4, c512
+            self.blocks = nn.Sequential(
+                up(c512, c256, 4, 2, 1), up(c256, c128, 4, 2, 1), up(c128, c64, 4, 2, 1),
+                nn.ConvTranspose2d(c64, 3, 4, 2, 1, bias=False), nn.Tanh())
+        else:
+            raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+        self.from_rep = nn.Linear(rep_dim, self.c_last * self.side * self.side, bias=False)
+
+    def forward(self, rep: torch.Tensor) -> torch.Tensor:
+        h = self.from_rep(rep).view(len(rep), self.c_last, self.side, self.side)
+        return self.blocks(F.leaky_relu(h, LEAKY_SLOPE))
+
+
 def make_decoder(image_shape: tuple[int, int, int], width: float, rep_dim: int) -> nn.Module:
-    """The Table 3/4 generator, fed with the representation instead of noise (autoencoder pre-training)."""
-    if tuple(image_shape) == (1, 28, 28):
-        return Generator28(width, z_dim=rep_dim)
-    return Generator64(width, z_dim=rep_dim)
+    """The autoencoder's decoder for pre-training phi (see :class:`SVDDDecoder`)."""
+    return SVDDDecoder(image_shape, width, rep_dim)
 
 
 def _init_weights_bias_free(module: nn.Module) -> None:
     """DCGAN initialisation of the weights; parameter-free BatchNorm layers are left alone."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         init_weights(module)
 
 
@@ -137,7 +177,7 @@ class _StepLRMixin:
                 group["lr"] = lr
 
 
-class AutoencoderTrainer(_StepLRMixin, _EpochTrainer):
+class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
     """Pre-training of phi as the encoder of an autoencoder (sum of squared errors per image)."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, *, lr: float = 1e-4, weight_decay: float = 5e-4,
@@ -167,7 +207,7 @@ class AutoencoderTrainer(_StepLRMixin, _EpochTrainer):
         return {"loss_ae": (total / max(n, 1)).item()}
 
 
-class SVDDTrainer(_StepLRMixin, _EpochTrainer):
+class SVDDTrainer(_StepLRMixin, EpochTrainer):
     """One-class Deep SVDD: minimise the mean squared distance of phi(x) to the fixed centre c."""
 
     def __init__(self, encoder: nn.Module, center: torch.Tensor, *, lr: float = 1e-4, weight_decay: float = 5e-7,
@@ -266,7 +306,7 @@ class DeepSVDD(BaselineDetector):
         self.encoder_ = SVDDEncoder(image_shape, self.width, self.rep_dim)
         self.encoder_.apply(_init_weights_bias_free)
         self.decoder_ = make_decoder(image_shape, self.width, self.encoder_.rep_dim)
-        self.decoder_.apply(init_weights)
+        self.decoder_.apply(_init_weights_bias_free)
         self.encoder_.to(self.device)
         self.decoder_.to(self.device)
 

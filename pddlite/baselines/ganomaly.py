@@ -44,7 +44,7 @@ from ..data import batches
 from ..device import autocast
 from ..errors import PDDLiteError
 from ..experiment import register_method
-from ..gan import _EpochTrainer, adam, bce_fake, bce_real
+from ..gan import EpochTrainer, adam, bce_fake, bce_real
 from ..nets import Z_DIM, channels, conv_stack28, conv_stack64, init_weights, make_gan
 from ._base import BaselineDetector, make_runner
 
@@ -94,7 +94,7 @@ def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor, how: str = "pap
     raise PDDLiteError(f"unknown adversarial loss {how!r}; choose one of: {', '.join(ADVERSARIAL_LOSSES)}")
 
 
-class GANomalyTrainer(_EpochTrainer):
+class GANomalyTrainer(EpochTrainer):
     """One discriminator step, then one generator step per batch (GANomaly's ``optimize``)."""
 
     def __init__(self, generator: GANomalyGenerator, discriminator: nn.Module, *, lr: float = 2e-4,

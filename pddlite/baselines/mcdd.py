@@ -43,7 +43,7 @@ from ..data import batches
 from ..device import autocast
 from ..errors import PDDLiteError
 from ..experiment import register_method
-from ..gan import _EpochTrainer
+from ..gan import EpochTrainer
 from ..nets import channels, conv_stack28, conv_stack64, init_weights
 from ._base import BaselineDetector, make_runner
 
@@ -89,7 +89,7 @@ class MCDDNet(nn.Module):
         return self.distances(x)
 
 
-class MCDDTrainer(_EpochTrainer):
+class MCDDTrainer(EpochTrainer):
     """Minibatch Adam on lambda * pull + cross-entropy push, batches drawn by index."""
 
     def __init__(self, net: MCDDNet, labels: torch.Tensor, *, lr: float = 1e-3, reg_lambda: float = 1.0,

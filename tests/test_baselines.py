@@ -1,0 +1,316 @@
+"""The four baselines: they run on a smoke task, score in the right direction, and follow their recipes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from pddlite import PDDLiteError, get_profile, make_task
+from pddlite.baselines import BASELINES, MCDD, DeepSVDD, EGBAD, GANomaly
+from pddlite.baselines.deepsvdd import SVDDDecoder, SVDDEncoder, deepsvdd_schedule, initial_center
+from pddlite.baselines.egbad import EMABiGANTrainer
+from pddlite.baselines.ganomaly import GANomalyGenerator, feature_matching
+from pddlite.baselines.mcdd import MCDDNet
+from pddlite.experiment import METHODS, run_task
+from pddlite.nets import Encoder, JointDiscriminator, make_gan
+
+
+# one intra-op thread: on a small shared CPU a second one makes these tiny ops many times slower
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("mnist-5k", anomaly=1, shots=10, seed=0, device="cpu")
+
+
+# --------------------------------------------------------------------------- every baseline, end to end
+
+
+@pytest.mark.parametrize("method", ["egbad", "ganomaly", "mcdd", "deepsvdd"])
+def test_each_baseline_runs_on_a_smoke_task(method):
+    assert method in METHODS  # registered by importing pddlite.baselines
+    row = run_task("mnist-5k", anomaly=3, shots=10, seed=1, profile="smoke", method=method,
+                   device="cpu", progress=False)
+    model = row.pop("model")
+    assert isinstance(model, BASELINES[method])
+    assert row["method"] == method and row["dataset"] == "mnist-5k" and row["anomaly"] == 3
+    assert row["profile"] == "smoke" and row["seed"] == 1 and row["device"] == "cpu"
+    for metric in ("auroc", "auprc"):
+        assert 0.0 <= row[metric] <= 1.0 and math.isfinite(row[metric])
+    # the smoke profile: one epoch on at most 512 images, batches of 64, 1/8-width networks
+    assert model.schedule_["epochs"] == 1 and model.schedule_["batch_size"] == 64
+    assert model.width == 0.125
+    assert len(model.history_["svdd"] if method == "deepsvdd" else model.history_) == 1
+
+
+# Hyper-parameters chosen so that each model learns enough in a few CPU seconds; the obvious
+# anomaly is a training digit with its colours inverted (white background, dark strokes).
+DIRECTION_SETTINGS = {
+    "egbad": dict(lr=1e-3, ema_decay=None, batch_size=16, epochs=2, max_train_images=1024),
+    "ganomaly": dict(epochs=2),
+    "mcdd": dict(epochs=10),
+    "deepsvdd": dict(epochs=10),
+}
+
+
+@pytest.mark.parametrize("method", sorted(DIRECTION_SETTINGS))
+def test_an_obvious_anomaly_scores_higher_than_the_training_data(task, method):
+    model = BASELINES[method](profile="smoke", device="cpu", seed=0, progress=False, **DIRECTION_SETTINGS[method])
+    model.fit(task)
+    normal = task.train_images[:200]
+    scores_normal = model.decision_function(normal)
+    scores_inverted = model.decision_function(-normal)
+    assert scores_normal.shape == (200,) and scores_normal.dtype == np.float64
+    y = np.r_[np.zeros(200), np.ones(200)]
+    assert roc_auc_score(y, np.r_[scores_normal, scores_inverted]) > 0.9
+    assert np.median(scores_inverted) > np.median(scores_normal)
+
+
+@pytest.mark.parametrize("cls", [EGBAD, GANomaly, MCDD, DeepSVDD])
+def test_scores_are_computed_in_eval_mode(task, cls):
+    """In eval mode an image's score does not depend on the other images of the batch."""
+    model = cls(profile="smoke", device="cpu", progress=False).fit(task)
+    x = task.test_images[:300]
+    alone = model.decision_function(x[:5])
+    within = model.decision_function(x)[:5]
+    np.testing.assert_allclose(alone, within, rtol=1e-4, atol=1e-5)
+    again = model.decision_function(x[:5])
+    np.testing.assert_array_equal(alone, again)
+    for m in model._scoring_modules():
+        assert m.training  # left in train mode as found (eval only while scoring)
+
+
+def test_same_seed_same_scores(task):
+    a = MCDD(profile="smoke", device="cpu", seed=3, progress=False).fit(task).decision_function(task.test_images[:50])
+    b = MCDD(profile="smoke", device="cpu", seed=3, progress=False).fit(task).decision_function(task.test_images[:50])
+    c = MCDD(profile="smoke", device="cpu", seed=4, progress=False).fit(task).decision_function(task.test_images[:50])
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def test_table2_schedules_at_paper_settings():
+    paper = get_profile("paper")
+    assert EGBAD(profile=paper, device="cpu").schedule("mnist") == {"batch_size": 100, "epochs": 20}
+    assert EGBAD(profile=paper, device="cpu").schedule("fashion-mnist") == {"batch_size": 100, "epochs": 30}
+    assert EGBAD(profile=paper, device="cpu").schedule("cifar10") == {"batch_size": 150, "epochs": 30}
+    assert GANomaly(profile=paper, device="cpu").schedule("mnist-5k") == {"batch_size": 300, "epochs": 15}
+    assert GANomaly(profile=paper, device="cpu").schedule("cifar10") == {"batch_size": 300, "epochs": 40}
+    assert MCDD(profile=paper, device="cpu").schedule("fashion-mnist") == {"batch_size": 150, "epochs": 40}
+    assert MCDD(profile=paper, device="cpu").schedule("cifar10") == {"batch_size": 200, "epochs": 80}
+    assert EGBAD(profile=paper, device="cpu").width == 1.0
+    quick = get_profile("quick")
+    assert EGBAD(profile=quick, device="cpu").schedule("mnist") == {"batch_size": 100, "epochs": quick.schedule("egbad", "mnist")[1]}
+    assert MCDD(profile=paper, device="cpu", epochs=3, batch_size=7).schedule("mnist") == {"batch_size": 7, "epochs": 3}
+
+
+def test_deepsvdd_schedule_follows_the_public_code_and_scales_like_table2():
+    paper = deepsvdd_schedule(get_profile("paper"), "mnist")
+    assert paper == {"batch_size": 200, "epochs": 150, "milestone": 50, "ae_epochs": 150, "ae_milestone": 50,
+                     "ae_weight_decay": 5e-4}
+    cifar = deepsvdd_schedule(get_profile("paper"), "cifar10")
+    assert (cifar["ae_epochs"], cifar["ae_milestone"], cifar["ae_weight_decay"]) == (350, 250, 5e-7)
+    half = dataclasses.replace(get_profile("paper"), name="half", epoch_fraction=0.5, min_epochs=4)
+    quick = deepsvdd_schedule(half, "fashion-mnist")
+    assert (quick["epochs"], quick["milestone"], quick["ae_epochs"]) == (75, 25, 75)
+    tiny = deepsvdd_schedule(dataclasses.replace(half, epoch_fraction=0.01), "cifar10")
+    assert (tiny["epochs"], tiny["milestone"], tiny["ae_epochs"], tiny["ae_milestone"]) == (4, 1, 4, 3)
+    smoke = deepsvdd_schedule(get_profile("smoke"), "mnist-5k")
+    assert (smoke["batch_size"], smoke["epochs"], smoke["ae_epochs"]) == (64, 1, 1)  # min_epochs 1
+
+
+def test_unknown_options_and_bad_values_are_refused():
+    with pytest.raises(PDDLiteError, match="unknown EGBAD option.*known:.*ema_decay"):
+        EGBAD(profile="smoke", device="cpu", beta=3.0)
+    with pytest.raises(PDDLiteError, match="weight must lie in"):
+        EGBAD(profile="smoke", device="cpu", weight=1.5)
+    with pytest.raises(PDDLiteError, match="adversarial"):
+        GANomaly(profile="smoke", device="cpu", adversarial="bce")
+    with pytest.raises(PDDLiteError, match="epochs must be a positive integer"):
+        MCDD(profile="smoke", device="cpu", epochs=0)
+    with pytest.raises(PDDLiteError, match="not fitted"):
+        DeepSVDD(profile="smoke", device="cpu").decision_function(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(PDDLiteError, match="labeled normal data"):
+        MCDD(profile="smoke", device="cpu").fit(torch.zeros(8, 1, 28, 28))
+    with pytest.raises(PDDLiteError, match="no variant"):
+        run_task("mnist-5k", 1, profile="smoke", method="mcdd", device="cpu", progress=False, variant="reference")
+
+
+def test_fit_on_plain_images(task):
+    """Unsupervised baselines also fit on an image tensor; MCDD on images and labels."""
+    x = task.train_images[:256]
+    model = DeepSVDD(profile="smoke", device="cpu", progress=False).fit(x)
+    assert model.dataset_ == "arrays" and model.decision_function(x[:4]).shape == (4,)
+    mcdd = MCDD(profile="smoke", device="cpu", progress=False).fit(x, task.train_labels[:256].numpy())
+    assert mcdd.classes_.tolist() == sorted(set(task.train_labels[:256].tolist()))
+    with pytest.raises(PDDLiteError, match="expected images shaped"):
+        mcdd.decision_function(torch.zeros(3, 3, 64, 64))
+
+
+# --------------------------------------------------------------------------- EGBAD
+
+
+def test_egbad_score_is_the_weighted_l1_residual_plus_feature_matching(task):
+    model = EGBAD(profile="smoke", device="cpu", progress=False, weight=0.25).fit(task)
+    x = task.test_images[:6]
+    with torch.no_grad():
+        for m in model._scoring_modules():
+            m.eval()
+        z = model.encoder_(x)
+        rec = model.generator_(z)
+        residual = (x - rec).abs().flatten(1).sum(1)
+        fm = (model.discriminator_.features(x, z) - model.discriminator_.features(rec, z)).abs().sum(1)
+        for m in model._scoring_modules():
+            m.train()
+    expected = 0.75 * residual + 0.25 * fm
+    np.testing.assert_allclose(model.decision_function(x), expected.double().numpy(), rtol=1e-5)
+    assert model.lr_ == 1e-5  # the EGBAD code's MNIST learning rate by default
+
+
+def test_egbad_weight_averages():
+    torch.manual_seed(0)
+    shape = (1, 28, 28)
+    real = torch.rand(16, *shape) * 2 - 1
+    nets = [make_gan(shape, 0.125)[0], Encoder(shape, 0.125), JointDiscriminator(shape, 0.125)]
+    initial = [p.detach().clone() for net in nets for p in net.parameters()]
+    frozen = EMABiGANTrainer(*nets, ema_decay=1.0 - 1e-12)  # averages that barely move
+    frozen.step(real)
+    shadow = [p for net in frozen.averaged().values() for p in net.parameters()]
+    live = [p for net in nets for p in net.parameters()]
+    assert all(torch.allclose(s, i, atol=1e-6) for s, i in zip(shadow, initial))
+    assert any(not torch.allclose(s, p) for s, p in zip(shadow, live))
+    follow = EMABiGANTrainer(*nets, ema_decay=0.0)  # averages equal to the weights
+    follow.step(real)
+    shadow = [p for net in follow.averaged().values() for p in net.parameters()]
+    assert all(torch.equal(s, p) for s, p in zip(shadow, live))
+    state = follow.state_dict()
+    assert set(state["ema"]) == {"generator", "encoder", "discriminator"}
+
+
+# --------------------------------------------------------------------------- GANomaly
+
+
+def test_ganomaly_feature_matching_forms():
+    f_real = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    f_fake = torch.tensor([[1.0, 0.0], [1.0, 2.0]])
+    # paper: E_x || f(x) - E f(G(x)) ||_2 with E f(G(x)) = (1, 1): both distances sqrt(2)
+    assert feature_matching(f_real, f_fake, "paper").item() == pytest.approx(math.sqrt(2))
+    # code: mean squared error image by image: (1 + 0 + 1 + 4) / 4
+    assert feature_matching(f_real, f_fake, "code").item() == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)])
+def test_ganomaly_generator_shapes(shape):
+    g = GANomalyGenerator(shape, width=0.125)
+    x = torch.rand(3, *shape) * 2 - 1
+    rec, z, z_rec = g(x)
+    assert rec.shape == x.shape and z.shape == (3, 100) and z_rec.shape == (3, 100)
+
+
+def test_ganomaly_score_is_the_latent_mse(task):
+    model = GANomaly(profile="smoke", device="cpu", progress=False, adversarial="code").fit(task)
+    x = task.test_images[:5]
+    model.generator_.eval()
+    with torch.no_grad():
+        _, z, z_rec = model.generator_(x)
+    model.generator_.train()
+    np.testing.assert_allclose(model.decision_function(x), ((z - z_rec) ** 2).mean(1).double().numpy(), rtol=1e-5)
+    assert set(model.history_[0]) >= {"loss_d", "loss_g", "adv", "con", "enc"}
+
+
+# --------------------------------------------------------------------------- MCDD
+
+
+def test_mcdd_distances_loss_terms_and_score():
+    torch.manual_seed(0)
+    net = MCDDNet((1, 28, 28), n_classes=3, width=0.125, latent_dim=4)
+    with torch.no_grad():
+        net.log_scales.copy_(torch.tensor([-1.0, 0.0, 0.5]))
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    net.eval()
+    with torch.no_grad():
+        f = net.embed(x)
+        d = net.distances(x)
+    # sigma_k = exp(relu(s_k)): class 0's scale is bounded to 1
+    s = torch.tensor([0.0, 0.0, 0.5])
+    expected = ((f[:, None, :] - net.centers[None]) ** 2).sum(-1) / (2 * torch.exp(2 * s)) + 4 * s
+    torch.testing.assert_close(d, expected)
+    free = MCDDNet((1, 28, 28), 3, 0.125, 4, bounded_scale=False)
+    free.load_state_dict(net.state_dict())
+    free.eval()
+    with torch.no_grad():
+        d_free = free.distances(x)
+    # the paper's free scale: sigma_0 = e^-1 < 1 is used as it is
+    sq0 = ((f - net.centers[0]) ** 2).sum(-1)
+    torch.testing.assert_close(d_free[:, 0], sq0 / (2 * math.exp(-2)) - 4)
+    torch.testing.assert_close(d_free[:, 1:], d[:, 1:])
+
+
+def test_mcdd_learns_the_normal_classes_from_their_labels(task):
+    model = MCDD(profile="smoke", device="cpu", progress=False, epochs=10).fit(task)
+    assert model.classes_.tolist() == list(task.normal_classes)
+    x, y = task.train_images[:500], task.train_labels[:500]
+    accuracy = (model.predict_class(x) == y).float().mean().item()
+    assert accuracy > 0.4  # nine classes: chance is about 0.11
+    scores = model.decision_function(x)
+    np.testing.assert_allclose(scores, model._class_distances(x).min(dim=1).values.double().numpy(), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- Deep SVDD
+
+
+@pytest.mark.parametrize("shape,rep_dim", [((1, 28, 28), 32), ((3, 64, 64), 128)])
+def test_deepsvdd_network_is_bias_free(shape, rep_dim):
+    phi = SVDDEncoder(shape, width=0.125)
+    assert phi.rep_dim == rep_dim
+    names = [n for n, _ in phi.named_parameters()]
+    assert names and not any(n.endswith("bias") for n in names)
+    bns = [m for m in phi.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not m.affine for m in bns)
+    phi.eval()
+    x = torch.rand(2, *shape)
+    assert phi(x).shape == (2, rep_dim)
+    decoder = SVDDDecoder(shape, width=0.125, rep_dim=rep_dim)  # the mirror image, for pre-training
+    assert not any(n.endswith("bias") for n, _ in decoder.named_parameters())
+    assert sum(p.numel() for p in decoder.parameters()) == sum(p.numel() for p in phi.parameters())
+    out = decoder(phi(x))
+    assert out.shape == x.shape and out.abs().max() <= 1
+
+
+def test_deepsvdd_centre_is_fixed_and_kept_away_from_zero(task):
+    model = DeepSVDD(profile="smoke", device="cpu", progress=False, epochs=2).fit(task)
+    assert model.center_.abs().min() >= 0.1 - 1e-7
+    assert not any(p is model.center_ for p in model.encoder_.parameters())
+    assert not model.center_.requires_grad
+    assert len(model.history_["autoencoder"]) == 1 and len(model.history_["svdd"]) == 2
+    phi = SVDDEncoder((1, 28, 28), 0.125)
+    c = initial_center(phi, torch.zeros(4, 1, 28, 28), eps=0.5)
+    assert c.abs().min() >= 0.5
+    no_pretraining = DeepSVDD(profile="smoke", device="cpu", progress=False, ae_epochs=0).fit(task.train_images[:128])
+    assert no_pretraining.history_["autoencoder"] == []
+
+
+def test_pddlite_run_with_a_baseline_method(tmp_path, capsys):
+    from pddlite.cli import main
+
+    out = tmp_path / "row.json"
+    assert main(["run", "--method", "mcdd", "--dataset", "mnist-5k", "--anomaly", "7", "--profile", "smoke",
+                 "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    assert "mcdd: AUROC" in capsys.readouterr().out
+    import json
+
+    row = json.loads(out.read_text())
+    assert row["method"] == "mcdd" and row["anomaly"] == 7 and 0 <= row["auroc"] <= 1
+    assert main(["run", "--method", "mcdd", "--checkpoint", str(tmp_path / "c.pt"), "--profile", "smoke",
+                 "--device", "cpu", "--no-progress"]) == 0  # cmd_run passes checkpoints to PDD only
+    assert main(["run", "--method", "nosuch", "--profile", "smoke", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'nosuch'" in err and "deepsvdd, egbad, ganomaly, mcdd, pdd" in err

@@ -1,0 +1,224 @@
+"""The replication grid: run order and seeds, exact shards, atomic rows, and resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pddlite import PDDLiteError
+from pddlite.cli import main
+from pddlite.experiment import METHODS
+from pddlite.grid import grid_runs, load_results, parse_shard, replicate, select_shard
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_KEYS = {"dataset", "anomaly", "method", "rep", "seed", "profile", "auroc", "auprc", "seconds", "device"}
+
+
+# one intra-op thread: on a small shared CPU a second one makes these tiny ops many times slower
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def fake_method(calls: list, fail_after: int | None = None):
+    """A runner that trains nothing: records what it saw, and raises after ``fail_after`` calls."""
+    def run(task, profile, seed, device, progress=True, **options):
+        if fail_after is not None and len(calls) >= fail_after:
+            raise RuntimeError("interrupted on purpose")
+        calls.append((task.anomaly_classes[0], seed, task.prototype_images.sum().item()))
+        return {"auroc": 0.5 + 0.01 * seed, "auprc": 0.25}
+    return run
+
+
+def json_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.json"))
+
+
+# --------------------------------------------------------------------------- runs, order, seeds
+
+
+def test_grid_runs_covers_every_cell_in_a_fixed_order():
+    runs = grid_runs(["mnist", "Fashion_MNIST"], ["pdd", "mcdd"], reps=3)
+    assert len(runs) == 2 * 10 * 3 * 2
+    assert len(set(runs)) == len(runs)
+    assert runs == grid_runs(["mnist", "fashion-mnist"], ["pdd", "mcdd"], reps=3)
+    assert [r.method for r in runs[:4]] == ["pdd", "mcdd", "pdd", "mcdd"]
+    assert (runs[0].dataset, runs[0].rep, runs[0].anomaly) == ("mnist", 0, 0)
+    assert (runs[2].anomaly, runs[20].rep, runs[60].dataset) == (1, 1, "fashion-mnist")
+    # the seed of a repetition is the same for every method and anomaly class
+    assert all(r.seed == r.rep for r in runs)
+    some = grid_runs(["cifar10"], ["egbad"], reps=[4, 7], anomalies=[3, 1])
+    assert [(r.anomaly, r.rep) for r in some] == [(1, 4), (3, 4), (1, 7), (3, 7)]
+
+
+def test_grid_runs_refuses_unknown_names_in_one_line():
+    with pytest.raises(PDDLiteError, match=r"unknown method 'nosuch'; choose from: .*deepsvdd, egbad, ganomaly, mcdd, pdd"):
+        grid_runs(["mnist"], ["pdd", "nosuch"], 1)
+    with pytest.raises(PDDLiteError, match="unknown dataset"):
+        grid_runs(["svhn"], ["pdd"], 1)
+    with pytest.raises(PDDLiteError, match="classes 0..9"):
+        grid_runs(["mnist"], ["pdd"], 1, anomalies=[10])
+    with pytest.raises(PDDLiteError, match="reps must be at least 1"):
+        grid_runs(["mnist"], ["pdd"], 0)
+
+
+# --------------------------------------------------------------------------- shards
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 16])
+def test_shards_partition_the_grid_exactly(n):
+    runs = grid_runs(["mnist", "cifar10"], ["pdd", "egbad", "ganomaly", "mcdd", "deepsvdd"], reps=3)
+    shards = [select_shard(runs, f"{k}/{n}") for k in range(1, n + 1)]
+    flat = [r for s in shards for r in s]
+    assert len(flat) == len(runs) and set(flat) == set(runs)  # no run twice, none missing
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert select_shard(runs, (1, n)) == shards[0] == select_shard(list(runs), f" 1/{n} ")
+
+
+@pytest.mark.parametrize("bad", ["3/2", "0/2", "2", "a/b", "1/0", "-1/3", "1/2/3"])
+def test_bad_shards_say_the_form(bad):
+    with pytest.raises(PDDLiteError, match=r"form k/n with 1 <= k <= n"):
+        parse_shard(bad)
+
+
+def test_bad_shard_on_the_command_line_is_one_line(capsys):
+    assert main(["replicate", "--datasets", "mnist-5k", "--methods", "mcdd", "--shard", "3/2", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "k/n with 1 <= k <= n" in err and "'3/2'" in err
+    assert main(["replicate", "--datasets", "mnist-5k", "--methods", "nosuch", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown method 'nosuch'" in err and "mcdd" in err
+
+
+def test_shards_written_apart_merge_by_copying(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setitem(METHODS, "fake", fake_method(calls))
+    for k in (1, 2, 3):
+        replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 5], profile="smoke", out_dir=tmp_path / f"shard{k}",
+                  shard=f"{k}/3", device="cpu", progress=False)
+    merged = tmp_path / "merged"
+    for k in (1, 2, 3):  # "merge by copying result files together"
+        for f in json_files(tmp_path / f"shard{k}"):
+            target = merged / f.relative_to(tmp_path / f"shard{k}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.read_bytes())
+    rows = load_results(merged)
+    assert len(rows) == len(calls) == 4
+    assert sorted((r["anomaly"], r["rep"]) for r in rows) == [(0, 0), (0, 1), (5, 0), (5, 1)]
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_an_interrupted_grid_resumes_without_losing_or_repeating_runs(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    first: list = []
+    monkeypatch.setitem(METHODS, "fake", fake_method(first, fail_after=3))
+    with pytest.raises(RuntimeError, match="interrupted on purpose"):
+        replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
+                  device="cpu", progress=False)
+    assert len(first) == 3
+    assert len(json_files(out)) == 3  # every finished run was written at once
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+    second: list = []
+    monkeypatch.setitem(METHODS, "fake", fake_method(second))
+    rows = replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
+                     device="cpu", progress=False)
+    assert len(second) == 6 - 3  # only what was missing ran
+    assert not set(c[:2] for c in first) & set(c[:2] for c in second)
+    assert len(rows) == 6 and len(json_files(out)) == 6
+    keys = {(r["anomaly"], r["rep"]) for r in load_results(out)}
+    assert keys == {(a, r) for a in (0, 1, 2) for r in (0, 1)}
+    for row in rows:
+        assert REQUIRED_KEYS <= set(row) and "model" not in row
+        assert row["seed"] == row["rep"] and row["profile"] == "smoke" and row["method"] == "fake"
+
+    third: list = []
+    monkeypatch.setitem(METHODS, "fake", fake_method(third))
+    again = replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
+                      device="cpu", progress=False)
+    assert third == [] and again == rows  # a finished grid is read back, not re-run
+
+
+SLOW_GRID = textwrap.dedent("""
+    import sys, time
+    import torch
+    torch.set_num_threads(1)
+    from pddlite.experiment import register_method
+
+    @register_method("slowfake")
+    def run(task, profile, seed, device, progress=True, **options):
+        time.sleep(0.4)
+        return {"auroc": 0.5, "auprc": 0.1}
+
+    from pddlite.grid import replicate
+    replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke",
+              out_dir=sys.argv[1], device="cpu", progress=False)
+""")
+
+
+def test_a_killed_grid_resumes(tmp_path, monkeypatch):
+    """Kill a grid process part-way (SIGKILL: no clean-up), run again, count the rows."""
+    out = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_GRID, str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    try:
+        while len(json_files(out)) < 3:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the grid process wrote nothing in 90 s"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = json_files(out)
+    assert 3 <= len(done) < 9, "the grid was not interrupted part-way"
+    for f in done:  # atomic writes: no half-written row
+        assert json.loads(f.read_text())["method"] == "slowfake"
+
+    calls: list = []
+    monkeypatch.setitem(METHODS, "slowfake", fake_method(calls))
+    rows = replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
+                     device="cpu", progress=False)
+    assert len(calls) == 9 - len(done)
+    assert len(rows) == 9 and len(json_files(out)) == 9
+    assert len({(r["anomaly"], r["rep"]) for r in load_results(out)}) == 9
+
+
+# --------------------------------------------------------------------------- seeds across methods, real runs
+
+
+def test_methods_of_a_repetition_see_the_same_prototypes(tmp_path, monkeypatch):
+    seen_a: list = []
+    seen_b: list = []
+    monkeypatch.setitem(METHODS, "fake_a", fake_method(seen_a))
+    monkeypatch.setitem(METHODS, "fake_b", fake_method(seen_b))
+    replicate(["mnist-5k"], ["fake_a", "fake_b"], reps=2, anomalies=[4], profile="smoke", out_dir=tmp_path,
+              device="cpu", progress=False)
+    assert seen_a == seen_b  # same (anomaly, seed, prototypes) run by run
+    assert seen_a[0][2] != seen_a[1][2]  # and another draw for the next repetition
+
+
+def test_real_runs_through_the_grid(tmp_path, capsys):
+    rows = replicate(["mnist-5k"], ["pdd", "deepsvdd"], reps=1, anomalies=[2], profile="smoke", out_dir=tmp_path,
+                     device="cpu", shots=5, progress=False)
+    assert [r["method"] for r in rows] == ["pdd", "deepsvdd"]
+    for row in rows:
+        assert REQUIRED_KEYS <= set(row)
+        assert row["shots"] == 5 and row["seed"] == 0 and row["device"] == "cpu"
+        assert 0 <= row["auroc"] <= 1 and row["seconds"] >= 0
+    assert {"pretrain_auroc", "pretrain_auprc"} <= set(rows[0])  # the ablation of Figs. 9-11
+    path = tmp_path / "smoke" / "mnist-5k" / "pdd" / "anomaly2_rep0_shots5.json"
+    assert json.loads(path.read_text()) == rows[0]
+    assert main(["replicate", "--datasets", "mnist-5k", "--methods", "pdd", "deepsvdd", "--reps", "2",
+                 "--anomalies", "2", "--shots", "5", "--profile", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
+    assert "4 runs in the grid (profile smoke): 2 done, 2 to run" in capsys.readouterr().out

@@ -1,0 +1,135 @@
+"""The report: figures and table drawn from a small results folder, whatever it holds."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
+
+from pddlite import PDDLiteError
+from pddlite.cli import main
+from pddlite.grid import RunSpec, load_results, write_row
+from pddlite.report import (
+    figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, mean_std, summary_table,
+)
+
+METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd")
+
+
+def value(dataset: str, method: str, anomaly: int, rep: int, metric: str) -> float:
+    """A made-up but distinct result for every cell."""
+    base = {"pdd": 0.9, "egbad": 0.5, "ganomaly": 0.6, "mcdd": 0.85, "deepsvdd": 0.55}[method]
+    shift = 0.05 if metric == "auprc" else 0.0
+    return round(base - shift - 0.01 * anomaly + 0.003 * rep * (1 + (dataset == "cifar10")), 6)
+
+
+def write_results(folder, datasets=("mnist", "cifar10"), methods=METHODS, anomalies=(0, 1, 2), reps=3,
+                  profile="paper"):
+    for dataset in datasets:
+        for method in methods:
+            for anomaly in anomalies:
+                for rep in range(reps):
+                    row = {"dataset": dataset, "anomaly": anomaly, "method": method, "rep": rep, "seed": rep,
+                           "profile": profile, "shots": 20, "device": "cuda", "seconds": 1.0,
+                           "auroc": value(dataset, method, anomaly, rep, "auroc"),
+                           "auprc": value(dataset, method, anomaly, rep, "auprc")}
+                    if method == "pdd":
+                        row["pretrain_auroc"] = row["auroc"] - 0.1
+                        row["pretrain_auprc"] = row["auprc"] - 0.2
+                    write_row(row, RunSpec(dataset, anomaly, method, rep).path(folder, profile))
+
+
+def errorbars(fig: Figure) -> dict[str, ErrorbarContainer]:
+    ax = fig.axes[0]
+    return {c.get_label(): c for c in ax.containers if isinstance(c, ErrorbarContainer)}
+
+
+def test_mean_std_is_the_sample_standard_deviation():
+    assert mean_std([0.5]) == (0.5, 0.0)
+    m, s = mean_std([0.1, 0.2, 0.6])
+    assert m == pytest.approx(0.3) and s == pytest.approx(statistics.stdev([0.1, 0.2, 0.6]))
+
+
+def test_report_writes_every_figure_and_the_table(tmp_path):
+    write_results(tmp_path / "results")
+    written = make_report(tmp_path / "results")
+    expected = {f"{kind}_{d}" for kind in ("auroc_vs_unsupervised", "auroc_vs_mcdd", "auprc_ablation")
+                for d in ("mnist", "cifar10")} | {"summary"}
+    assert set(written) == expected
+    for name, path in written.items():
+        assert path.parent == tmp_path / "results" and path.stat().st_size > 0
+        if name != "summary":
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = written["summary"].read_text()
+    # one known cell: MNIST, GANomaly, anomaly 2, AUROC over reps 0..2
+    values = [value("mnist", "ganomaly", 2, r, "auroc") for r in range(3)]
+    assert f"{statistics.mean(values):.3f} \u00b1 {statistics.stdev(values):.3f}" in text
+    assert "## MNIST: AUROC (3 repetitions)" in text and "## CIFAR-10: AUPRC (3 repetitions)" in text
+    header = next(line for line in text.splitlines() if line.startswith("| anomaly | PDD"))
+    assert header == "| anomaly | PDD | EGBAD | GANomaly | MCDD | Deep SVDD | PDD (pre-training) |"
+    assert "| 2 (bird) |" in text  # CIFAR-10 classes are named
+
+
+def test_figures_plot_means_and_standard_deviations(tmp_path):
+    write_results(tmp_path)
+    rows = load_results(tmp_path)
+    fig = figure_vs_unsupervised(rows, "mnist")
+    bars = errorbars(fig)
+    assert set(bars) == {"PDD", "EGBAD", "GANomaly", "Deep SVDD"}  # MCDD has its own figure
+    _, y = bars["EGBAD"].lines[0].get_data()
+    expected = [statistics.mean(value("mnist", "egbad", a, r, "auroc") for r in range(3)) for a in (0, 1, 2)]
+    assert list(y) == pytest.approx(expected)
+    segments = bars["EGBAD"].lines[2][0].get_segments()
+    half_heights = [(seg[1][1] - seg[0][1]) / 2 for seg in segments]
+    sd = statistics.stdev(value("mnist", "egbad", 0, r, "auroc") for r in range(3))
+    assert half_heights[0] == pytest.approx(sd)
+    assert set(errorbars(figure_vs_mcdd(rows, "mnist"))) == {"PDD", "MCDD"}
+    ablation = errorbars(figure_ablation(rows, "cifar10"))
+    assert set(ablation) == {"PDD", "PDD (pre-training)"}
+    _, y_pre = ablation["PDD (pre-training)"].lines[0].get_data()
+    _, y_post = ablation["PDD"].lines[0].get_data()
+    assert list(y_post - y_pre) == pytest.approx([0.2, 0.2, 0.2])
+    assert fig.axes[0].get_ylabel() == "AUROC" and "MNIST" in fig.axes[0].get_title()
+
+
+def test_a_partial_folder_gives_partial_figures(tmp_path):
+    write_results(tmp_path, datasets=("fashion-mnist",), methods=("mcdd",), anomalies=(6,), reps=1)
+    written = make_report(tmp_path, out_dir=tmp_path / "figures")
+    assert set(written) == {"auroc_vs_mcdd_fashion-mnist", "summary"}
+    assert written["summary"].parent == tmp_path / "figures"
+    assert "| 6 (Shirt) |" in written["summary"].read_text()
+    with pytest.raises(PDDLiteError, match="no AUROC results for pdd, egbad"):
+        figure_vs_unsupervised(load_results(tmp_path), "fashion-mnist")
+
+
+def test_the_most_thorough_profile_is_chosen_unless_asked(tmp_path):
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(1,), reps=2, profile="smoke")
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(1,), reps=1, profile="paper")
+    assert "(profile paper)" in make_report(tmp_path)["summary"].read_text()
+    text = make_report(tmp_path, profile="smoke")["summary"].read_text()
+    assert "(profile smoke)" in text and "(2 repetitions)" in text
+    with pytest.raises(PDDLiteError, match="no results of profile 'quick'"):
+        make_report(tmp_path, profile="quick")
+
+
+def test_summary_marks_uneven_repetitions(tmp_path):
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(0,), reps=2)
+    write_results(tmp_path, datasets=("mnist",), methods=("mcdd",), anomalies=(0,), reps=1)
+    text = summary_table(load_results(tmp_path))
+    assert "(2)" in text and "(1)" in text and "0.000 (1)" in text
+    assert not math.isnan(float(text.split("**")[1]))
+
+
+def test_report_command(tmp_path, capsys):
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd", "egbad"), anomalies=(0, 1), reps=2)
+    assert main(["report", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert str(tmp_path / "summary.md") in printed and str(tmp_path / "auroc_vs_unsupervised_mnist.png") in printed
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no results folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no result rows" in capsys.readouterr().err
