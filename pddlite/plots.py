@@ -16,7 +16,7 @@ What draws what in the paper:
 * :func:`score_histograms`: the Eq. 7 score of every test class, anomalies in red.
 * :func:`roc_pr_curves`: what AUROC and AUPRC are the areas under.
 * :func:`compare_plot`: mean +/- standard deviation of a metric per anomaly class and method
-  (the layout of Figs. 3-11).
+  (the layout of Figs. 3-11); :func:`sweep_plot` and :func:`metric_bars` for the ablations.
 * :func:`toy_figure`, :func:`descent_curves`: the 2-D margin-loss toy of :mod:`pddlite.toy`.
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .errors import PDDLiteError
 
@@ -341,44 +342,43 @@ def loss_curves(history: Any, title: str | None = None) -> Figure:
 
     Adversarial losses (``loss_d``, ``loss_g``, ``loss_ge``) share the left panel; the margin loss of
     the tune-up (``loss_margin``), on another scale, gets a panel of its own. Stages run one after
-    the other on the x axis, divided by a dashed line.
+    the other on a shared epoch axis, divided by a dashed line; a line never joins two stages.
     """
-    segments = _history_segments(history)
+    segments = [(stage, rows) for stage, rows in _history_segments(history) if rows]
     if not segments:
         raise PDDLiteError("the history is empty: train first")
-    margin_keys = {"loss_margin"}
-    keys = []
+    keys: list[str] = []
     for _, rows in segments:
         for row in rows:
             keys += [k for k in row if k != "epoch" and k not in keys]
-    adversarial = [k for k in keys if k not in margin_keys]
-    margin = [k for k in keys if k in margin_keys]
+    adversarial = [k for k in keys if k != "loss_margin"]
+    margin = [k for k in keys if k == "loss_margin"]
     panels = [p for p in (adversarial, margin) if p]
     fig = Figure(figsize=(4.2 * len(panels), 3.0), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
-    offset, bounds = 0, []
-    xs: dict[str, list[float]] = defaultdict(list)
-    ys: dict[str, list[float]] = defaultdict(list)
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False, sharex=True)).ravel()
+    colors = {k: f"C{i}" for i, k in enumerate(keys)}
+    offset = 0
     for stage, rows in segments:
-        for i, row in enumerate(rows):
-            for k in keys:
-                if k in row:
-                    xs[k].append(offset + i + 1)
-                    ys[k].append(float(row[k]))
-        bounds.append((stage, offset, offset + len(rows)))
+        for ax, panel in zip(axes, panels):
+            for k in panel:
+                pts = [(offset + i + 1, float(row[k])) for i, row in enumerate(rows) if k in row]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, marker="o", markersize=3, color=colors[k], label=k)
+            if offset > 0:
+                ax.axvline(offset + 0.5, color="gray", linestyle="--", linewidth=1)
+            if stage and len(segments) > 1:
+                ax.text(offset + (len(rows) + 1) / 2, 0.98, stage, transform=ax.get_xaxis_transform(),
+                        ha="center", va="top", fontsize=8, color="gray", clip_on=True)
         offset += len(rows)
-    for ax, panel in zip(axes, panels):
-        for k in panel:
-            ax.plot(xs[k], ys[k], marker="o", markersize=3, label=k)
-        for stage, start, stop in bounds:
-            if start > 0:
-                ax.axvline(start + 0.5, color="gray", linestyle="--", linewidth=1)
-            if stage and len(bounds) > 1:
-                ax.text((start + stop) / 2 + 0.5, 1.0, stage, transform=ax.get_xaxis_transform(),
-                        ha="center", va="bottom", fontsize=8, color="gray")
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))  # one legend entry per loss, however many stages
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax.legend(fontsize=8)
+        ax.set_xlim(0.5, offset + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     return fig
@@ -512,6 +512,7 @@ def compare_plot(
                 std.append(float(np.std(vals)) if len(vals) > 1 else 0.0)
         ax.errorbar(pos, mean, yerr=std, fmt=markers[i % len(markers)], capsize=3, markersize=5, label=str(h))
     ax.set_xticks(range(len(xs)))
+    ax.set_xlim(-0.6, len(xs) - 0.4)
     ax.set_xticklabels([_class_name(v, class_names) if isinstance(v, (int, np.integer)) else str(v) for v in xs],
                        rotation=45 if class_names and any(len(str(n)) > 2 for n in class_names) else 0,
                        ha="right" if class_names and any(len(str(n)) > 2 for n in class_names) else "center")
@@ -556,6 +557,37 @@ def sweep_plot(rows: Sequence[Mapping[str, Any]], param: str | None = None,
     ax.set_ylabel("metric")
     ax.legend(fontsize=7)
     ax.set_title(title or f"sensitivity to {param}")
+    return fig
+
+
+def metric_bars(rows: Sequence[Mapping[str, Any]], label: str = "label",
+                metrics: Sequence[str] = ("auroc", "auprc"), title: str | None = None, wrap: int = 48) -> Figure:
+    """Horizontal bars, one group per row (top to bottom in the given order), one bar per metric.
+
+    For configurations with long names, such as the steps of :func:`pddlite.ablation.variant_steps`;
+    each bar is annotated with its value.
+    """
+    import textwrap
+
+    rows = [r for r in rows if all(m in r for m in metrics)]
+    if not rows:
+        raise PDDLiteError(f"no rows carry all of {list(metrics)}")
+    names = [textwrap.fill(str(r.get(label, i)), wrap) for i, r in enumerate(rows)]
+    height = 0.8 / len(metrics)
+    lines = sum(n.count("\n") + 1 for n in names)
+    fig, ax = _new_axes(None, (7.5, 0.6 + 0.28 * lines + 0.25 * len(rows) * len(metrics)))
+    for k, m in enumerate(metrics):
+        pos = np.arange(len(rows)) + (k - (len(metrics) - 1) / 2) * height
+        values = [float(r[m]) for r in rows]
+        bars = ax.barh(pos, values, height=height * 0.9, color=f"C{k}", label=m)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
     return fig
 
 
@@ -610,6 +642,7 @@ def descent_curves(runs: Mapping[str, Any], metric: str = "diameter", title: str
         values = run.metrics[metric]
         ax.plot(range(len(values)), values, label=name)
     ax.set_xlabel("gradient step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     if log_y:
         ax.set_yscale("log")

@@ -19,7 +19,10 @@ and per-class scaling by the max and 0.9-quantile of the scored log-densities.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -209,7 +212,8 @@ class UMAPKDE:
             if len(train) > self.max_fit_points:
                 pick = np.random.default_rng(self.random_state).choice(len(train), self.max_fit_points, replace=False)
                 train = train[np.sort(pick)]
-            self.umap_ = self._umap().fit(np.concatenate([train, self.prototypes_]))
+            with _quiet_umap():
+                self.umap_ = self._umap().fit(np.concatenate([train, self.prototypes_]))
             low = self.umap_.embedding_
             self._fit_kdes(low[len(train):])
             self._fit_scaling(self._log_densities(low[: len(train)]))
@@ -244,14 +248,25 @@ class UMAPKDE:
             raise PDDLiteError("this UMAPKDE is not fitted yet: call fit first")
         zt = _as_float64(z, "embeddings").cpu().numpy()
         if self.transductive:
-            low = self._umap().fit_transform(np.concatenate([zt, self.prototypes_]))
+            with _quiet_umap():
+                low = self._umap().fit_transform(np.concatenate([zt, self.prototypes_]))
             self._fit_kdes(low[len(zt):])
             s = self._log_densities(low[: len(zt)])
             self._fit_scaling(s)
         else:
-            s = self._log_densities(self.umap_.transform(zt))
+            with _quiet_umap():
+                s = self._log_densities(self.umap_.transform(zt))
         return (s - self.top_) / self.spread_
 
     def score(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Minus the largest scaled log-density: higher = more anomalous."""
         return -self.scaled_density(z).max(axis=1)
+
+
+
+@contextlib.contextmanager
+def _quiet_umap() -> Iterator[None]:
+    """Silence umap-learn's notice that a fixed random_state runs it single-threaded (intended here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_jobs value .* overridden")
+        yield

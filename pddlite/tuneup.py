@@ -97,3 +97,4 @@ class TuneUpTrainer(GANTrainer):
             n += 1
         loss_d, loss_g, loss_m = (sums / max(n, 1)).tolist()
         return {"loss_d": loss_d, "loss_g": loss_g, "loss_margin": loss_m}
+

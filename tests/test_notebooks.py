@@ -1,0 +1,139 @@
+"""The notebook series and its Binder environment: structure checks that run in a second.
+
+The notebooks themselves are executed by nbval, in the smoke profile, with the README's command
+``PDDLITE_PROFILE=smoke pytest --nbval-lax notebooks/``; this module checks that every notebook is
+stored clean and opens the way the series promises.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+BINDER = ROOT / "binder"
+COLAB = "https://colab.research.google.com/github/pddlite/pddlite/blob/main/notebooks/{}"
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+
+
+def _code(nb: nbformat.NotebookNode) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def test_the_series_is_numbered_0_to_8():
+    numbers = [p.name[:3] for p in NOTEBOOKS]
+    assert numbers == [f"{i:02d}_" for i in range(9)], [p.name for p in NOTEBOOKS]
+    for p in NOTEBOOKS:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", p.name), p.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_valid_and_stored_without_outputs(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    assert nb.nbformat == 4
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert "widgets" not in nb.metadata, "saved widget state: clear it before committing"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"cell {i} has outputs: clear them before committing"
+            assert cell.execution_count is None, f"cell {i} has an execution count: clear it"
+        assert "attachments" not in cell or not cell.attachments, f"cell {i} has attachments"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opens_with_title_badge_and_summary(path):
+    first = _read(path).cells[0]
+    assert first.cell_type == "markdown"
+    lines = [line for line in first.source.splitlines() if line.strip()]
+    number = int(path.name[:2])
+    assert lines[0].startswith(f"# {number}. "), lines[0]
+    assert "colab-badge.svg" in first.source
+    assert f"({COLAB.format(path.name)})" in first.source, "the Colab badge must open this very notebook"
+    summary = lines[-1]
+    assert summary.startswith("*") and summary.endswith("*") and len(summary) > 40, "a one-line summary in italics"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_guarded_install_cell_first(path):
+    code = _code(_read(path))
+    installs = [c for c in code if "pip install" in c]
+    assert len(installs) == 1, "exactly one install cell"
+    assert code[0] == installs[0], "the install cell is the first code cell"
+    assert '"google.colab" in sys.modules' in installs[0]
+    assert "pddlite[notebooks]" in installs[0]
+    guarded = [line for line in installs[0].splitlines() if "pip install" in line and not line.lstrip().startswith("#")]
+    assert guarded, "an actual pip install line"
+    assert all(line.startswith((" ", "\t")) for line in guarded), "pip install must sit inside the Colab guard"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_device_check_profile_and_seed(path):
+    code = _code(_read(path))
+    device = code[1]
+    assert "resolve_device" in device and "Change runtime type" in device, "the device check follows the install cell"
+    setup = "\n".join(code[:3])
+    assert 'os.environ.get("PDDLITE_PROFILE")' in setup
+    assert "PDDLITE_CHECKPOINTS" in setup
+    assert "seed_everything(SEED)" in setup and 'print(f"seed:' in setup
+    assert "%matplotlib inline" in setup
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_inert_output_checks(path):
+    """nbval compares outputs only for cells stored with outputs and an execution count. These notebooks
+    are stored clean, so a ``# NBVAL_CHECK_OUTPUT`` marker would check nothing: stable numbers are
+    asserted in the cell instead."""
+    for source in _code(_read(path)):
+        assert "NBVAL_CHECK_OUTPUT" not in source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_has_no_accidental_code_blocks(path):
+    """A prose line indented by four spaces renders as code: only fenced blocks may hold code."""
+    for i, cell in enumerate(_read(path).cells):
+        if cell.cell_type != "markdown":
+            continue
+        fenced = False
+        for line in cell.source.splitlines():
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced and line.startswith("    ") and line.strip():
+                raise AssertionError(f"cell {i}: indented line renders as code: {line!r}")
+
+
+def test_stable_numbers_are_asserted():
+    text = "\n".join(_code(_read(NOTEBOOKS[0])))
+    assert "assert sizes == (3420, 180, 1000, 100)" in text
+
+
+def test_optional_parts_are_checked_before_use():
+    for stem in ("06", "08"):
+        path = next(p for p in NOTEBOOKS if p.name.startswith(stem))
+        text = "\n".join(_code(_read(path)))
+        assert 'importlib.util.find_spec("pddlite.grid")' in text
+        if stem == "06":
+            assert 'importlib.util.find_spec("pddlite.baselines")' in text
+
+
+def test_binder_environment():
+    assert (BINDER / "requirements.txt").exists()
+    requirements = (BINDER / "requirements.txt").read_text()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements
+    assert re.search(r"^torch\b", requirements, re.M) and re.search(r"^torchvision\b", requirements, re.M)
+    post = (BINDER / "postBuild").read_text().splitlines()
+    commands = [line for line in post if line.strip() and not line.startswith("#")]
+    assert commands[0] == "set -e", "postBuild must start with set -e"
+    assert any("pip install" in line and "-e" in line for line in commands)
+    start = (BINDER / "start").read_text()
+    assert "PDDLITE_PROFILE" in start and "quick" in start
+    assert start.rstrip().endswith('exec "$@"'), "binder/start must hand over to the notebook server"
+    for name in ("postBuild", "start"):
+        assert (BINDER / name).stat().st_mode & 0o111, f"binder/{name} must be executable"

@@ -1,0 +1,282 @@
+"""pddlite.plots: every figure function returns a Figure, draws what it says, and refuses bad input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from pddlite import PDDLiteError, plots
+from pddlite.toy import descend, make_toy_prototypes
+
+
+def _render(fig: Figure) -> None:
+    """Render to PNG: catches layout errors that only show when drawing."""
+    fig.savefig(io.BytesIO(), format="png", dpi=40)
+
+
+def _images(n: int, c: int = 1, side: int = 28, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, c, side, side, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_tile_images_places_each_image_and_maps_to_unit_range():
+    x = torch.full((3, 1, 4, 4), -1.0)
+    x[1] = 1.0
+    tiles = plots.tile_images(x, ncols=2, pad=1)
+    assert tiles.shape == (2 * 5 + 1, 2 * 5 + 1)
+    assert tiles[1:5, 1:5].max() == 0.0  # image 0: -1 -> 0 (black)
+    assert tiles[1:5, 6:10].min() == 1.0  # image 1: +1 -> 1 (white)
+    assert (tiles[6:10, 6:10] == 1.0).all()  # the empty fourth cell stays white
+
+
+def test_tile_images_colour_is_channels_last():
+    tiles = plots.tile_images(_images(4, c=3, side=8), ncols=4)
+    assert tiles.ndim == 3 and tiles.shape[2] == 3
+    assert 0.0 <= tiles.min() and tiles.max() <= 1.0
+
+
+def test_tile_images_refuses_bad_shapes():
+    with pytest.raises(PDDLiteError):
+        plots.tile_images(np.zeros((2, 5, 8, 8)), ncols=2)
+    with pytest.raises(PDDLiteError):
+        plots.tile_images(np.zeros((2, 1, 8, 8)), ncols=0)
+
+
+def test_image_grid_and_class_grid(mnist5k_task):
+    fig = plots.image_grid(_images(12), ncols=5, title="t")
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "t"
+    _render(fig)
+    t = mnist5k_task
+    fig = plots.class_grid(t.test_images, t.test_labels, per_class=4, class_names=t.class_names,
+                           anomaly_classes=t.anomaly_classes)
+    labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
+    assert len(labels) == 10 and labels[1] == "1 (anomaly)"
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.image_grid(torch.empty(0, 1, 28, 28))
+
+
+def test_class_grid_pads_short_classes():
+    x, y = _images(3), torch.tensor([0, 0, 1])
+    fig = plots.class_grid(x, y, per_class=2)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "1"]
+    with pytest.raises(PDDLiteError):
+        plots.class_grid(x, torch.tensor([0, 1]))
+
+
+def test_prototype_grid_one_row_per_normal_class(mnist5k_task):
+    fig = plots.prototype_grid(mnist5k_task, per_class=5)
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows == [str(c) for c in mnist5k_task.normal_classes]
+    assert "9-way 20-shot" in fig.axes[0].get_title()
+
+
+def test_reconstruction_grid_two_rows_and_divider():
+    a, b = _images(6), _images(6, seed=1)
+    fig = plots.reconstruction_grid(a, b, split=3, group_titles=("normal: 0", "anomaly: 1"))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["original", "reconstruction"]
+    assert len(ax.lines) == 1  # the divider
+    assert {t.get_text() for t in ax.texts} == {"normal: 0", "anomaly: 1"}
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.reconstruction_grid(a, b[:5])
+    with pytest.raises(PDDLiteError):
+        plots.reconstruction_grid(a, b, split=6)
+
+
+def test_score_boxplot_per_class_and_two_groups():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 25)
+    scores = rng.normal(size=100) + (labels == 2) * 3
+    fig = plots.score_boxplot(scores, labels, anomaly_classes=[2])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
+    faces = [p.get_facecolor() for p in ax.patches]
+    assert faces[2] != faces[0]  # the anomaly box is coloured differently
+    fig = plots.score_boxplot(scores, labels, anomaly_classes=[2], per_class=False)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["normal", "anomaly"]
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.score_boxplot(scores, labels, per_class=False)  # no anomaly class given
+    with pytest.raises(PDDLiteError):
+        plots.score_boxplot(scores[:5], labels)
+
+
+def test_score_histograms_one_panel_per_class():
+    labels = np.repeat(np.arange(7), 10)
+    scores = np.arange(70, dtype=float)
+    fig = plots.score_histograms(scores, labels, anomaly_classes=[3], ncols=4)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 7
+    assert visible[3].get_title() == "3 (anomaly)"
+    _render(fig)
+    # constant scores must not break the bins
+    _render(plots.score_histograms(np.zeros(20), np.repeat([0, 1], 10)))
+
+
+def test_roc_pr_curves_report_the_areas():
+    y = np.array([0, 0, 0, 1, 1])
+    fig = plots.roc_pr_curves(y, {"perfect": y.astype(float), "inverted": -y.astype(float)})
+    roc_ax, pr_ax = fig.axes
+    texts = [t.get_text() for t in roc_ax.get_legend().get_texts()]
+    assert texts == ["perfect (AUROC 1.000)", "inverted (AUROC 0.000)"]
+    assert "AUPRC 1.000" in pr_ax.get_legend().get_texts()[0].get_text()
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.roc_pr_curves(np.zeros(5), {"s": np.arange(5)})
+    with pytest.raises(PDDLiteError):
+        plots.roc_pr_curves(y, {"s": np.arange(4)})
+
+
+def test_loss_curves_from_pdd_history_and_trainer_history():
+    history = {
+        "pretrain": [{"epoch": 1, "loss_d": 1.3, "loss_g": 0.7}, {"epoch": 2, "loss_d": 1.2, "loss_g": 0.8}],
+        "tuneup": [{"epoch": 1, "loss_d": 1.1, "loss_g": 0.9, "loss_margin": 50.0}],
+    }
+    fig = plots.loss_curves(history)
+    adversarial, margin = fig.axes
+    d_lines = [line for line in adversarial.get_lines() if line.get_label() == "loss_d"]
+    assert [list(line.get_xdata()) for line in d_lines] == [[1, 2], [3]]  # stages follow each other
+    assert list(margin.get_lines()[0].get_xdata()) == [3]
+    assert margin.get_xlim() == adversarial.get_xlim()  # one epoch axis for both panels
+    _render(fig)
+    fig = plots.loss_curves([{"epoch": 1, "loss_d": 1.0, "loss_ge": 2.0}])
+    assert len(fig.axes) == 1
+    with pytest.raises(PDDLiteError):
+        plots.loss_curves({"pretrain": []})
+
+
+def test_project_2d_pca_passthrough_and_errors():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(50, 6))
+    z[:, 0] *= 10  # the first principal direction
+    low = plots.project_2d(z, method="pca")
+    assert low.shape == (50, 2)
+    assert np.var(low[:, 0]) > np.var(low[:, 1])
+    two = rng.normal(size=(5, 2))
+    np.testing.assert_array_equal(plots.project_2d(two), two)
+    with pytest.raises(PDDLiteError):
+        plots.project_2d(z, method="tsne")
+    with pytest.raises(PDDLiteError):
+        plots.project_2d(z[0])
+
+
+def test_embedding_map_marks_prototypes_black_plus():
+    rng = np.random.default_rng(0)
+    z, labels = rng.normal(size=(40, 5)), np.repeat([0, 1, 2, 3], 10)
+    protos = rng.normal(size=(6, 5))
+    fig = plots.embedding_map(z, labels, protos, anomaly_classes=[1], method="pca",
+                              class_names=[str(i) for i in range(4)])
+    ax = fig.axes[0]
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert names == ["0", "1 (anomaly)", "2", "3", "prototypes"]
+    proto_points = ax.collections[-1]
+    assert proto_points.get_offsets().shape == (6, 2)
+    assert tuple(proto_points.get_facecolor()[0][:3]) == (0.0, 0.0, 0.0)
+    test_2d, proto_2d = fig.coords
+    assert test_2d.shape == (40, 2) and proto_2d.shape == (6, 2)
+    # reuse the coordinates: no projection at all
+    again = plots.embedding_map(None, labels, coords=fig.coords)
+    np.testing.assert_array_equal(again.axes[0].collections[0].get_offsets(), test_2d[labels == 0])
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.embedding_map(z, labels[:10], method="pca")
+
+
+def test_embedding_map_umap_runs():
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(0, 0.1, size=(30, 8)), rng.normal(3, 0.1, size=(30, 8))])
+    fig = plots.embedding_map(z, np.repeat([0, 1], 30), z[:4], method="umap")
+    test_2d, proto_2d = fig.coords
+    assert test_2d.shape == (60, 2) and proto_2d.shape == (4, 2)
+    assert np.isfinite(test_2d).all()
+
+
+def test_compare_plot_means_and_stds():
+    rows = [
+        {"method": "pdd", "anomaly": 0, "auroc": 0.8},
+        {"method": "pdd", "anomaly": 0, "auroc": 0.9},
+        {"method": "pdd", "anomaly": 1, "auroc": 0.7},
+        {"method": "mcdd", "anomaly": 1, "auroc": 0.6},
+        {"method": "mcdd", "anomaly": 1},  # no metric: skipped
+    ]
+    fig = plots.compare_plot(rows, "auroc")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pdd", "mcdd"]
+    pdd_line = ax.containers[0].lines[0]
+    np.testing.assert_allclose(np.asarray(pdd_line.get_ydata(), dtype=float), [0.85, 0.7])
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.compare_plot(rows, "auprc")
+
+
+def test_sweep_plot_draws_both_stages():
+    rows = [{"param": "beta", "value": v, "auroc": 0.5 + v / 10, "auprc": 0.2, "pretrain_auroc": 0.5,
+             "pretrain_auprc": 0.1} for v in (0, 1, 3)]
+    fig = plots.sweep_plot(rows, "beta")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["auroc after tune-up", "auroc after pre-training", "auprc after tune-up",
+                      "auprc after pre-training"]
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [0.5, 0.6, 0.8])
+    _render(plots.sweep_plot([{"param": "v", "value": "a", "auroc": 0.5}, {"param": "v", "value": "b", "auroc": 0.6}]))
+    with pytest.raises(PDDLiteError):
+        plots.sweep_plot(rows, "q_intra")
+
+
+def test_toy_figure_and_descent_curves():
+    p, y = make_toy_prototypes(n_classes=3, shots=4)
+    run = descend(p, y, "margin", steps=5)
+    fig = plots.toy_figure(run)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == len(p)  # one path per point
+    assert len(ax.collections) == 2 * 3 + 1  # start and end per class, and the arrows
+    _render(fig)
+    fig = plots.descent_curves({"a": run, "b": descend(p, y, "intra", steps=5)}, metric="ratio", log_y=True)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["a", "b"]
+    with pytest.raises(PDDLiteError):
+        plots.descent_curves({})
+
+
+def test_figures_do_not_touch_pyplot():
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plots.image_grid(_images(4))
+    plots.score_boxplot(np.arange(10.0), np.repeat([0, 1], 5), anomaly_classes=[1])
+    assert plt.get_fignums() == before
+
+
+def test_draws_into_a_given_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    out = plots.score_boxplot(np.arange(10.0), np.repeat([0, 1], 5), ax=ax)
+    assert out is fig
+
+
+def test_loss_curves_never_join_stages_and_label_each_loss_once():
+    history = {"pretrain": [{"epoch": 1, "loss_d": 1.0, "loss_g": 0.5}],
+               "tuneup": [{"epoch": 1, "loss_d": 0.9, "loss_g": 0.6, "loss_margin": 3.0},
+                          {"epoch": 2, "loss_d": 0.8, "loss_g": 0.7, "loss_margin": 2.0}]}
+    fig = plots.loss_curves(history)
+    adversarial = fig.axes[0]
+    d_lines = [line for line in adversarial.get_lines() if line.get_label() == "loss_d"]
+    assert [list(line.get_xdata()) for line in d_lines] == [[1], [2, 3]]
+    assert [t.get_text() for t in adversarial.get_legend().get_texts()] == ["loss_d", "loss_g"]
+    assert {t.get_text() for t in adversarial.texts} == {"pretrain", "tuneup"}
+
+
+def test_metric_bars_one_group_per_row():
+    rows = [{"label": "paper", "auroc": 0.9, "auprc": 0.5}, {"label": "a much longer name " * 5, "auroc": 0.8, "auprc": 0.4},
+            {"label": "no metrics"}]
+    fig = plots.metric_bars(rows)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4  # two rows with both metrics; the third is skipped
+    assert ax.get_yticklabels()[0].get_text() == "paper"
+    assert "\n" in ax.get_yticklabels()[1].get_text()  # long names are wrapped
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.metric_bars([{"label": "x"}])
