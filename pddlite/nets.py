@@ -189,7 +189,7 @@ class Encoder(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, z_dim: int = Z_DIM):
         super().__init__()
-        self.body, feat = _conv_stack_for(image_shape, width)
+        self.body, feat = conv_stack_for(image_shape, width)
         self.to_z = nn.Linear(feat, z_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,7 +205,7 @@ class JointDiscriminator(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, z_dim: int = Z_DIM):
         super().__init__()
-        self.x_path, feat = _conv_stack_for(image_shape, width)
+        self.x_path, feat = conv_stack_for(image_shape, width)
         cz, cj = channels(512, width), channels(1024, width)
         self.z_path = nn.Sequential(nn.Linear(z_dim, cz), nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
         self.joint = nn.Sequential(nn.Linear(feat + cz, cj), nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
@@ -219,7 +219,7 @@ class JointDiscriminator(nn.Module):
         return self.head(self.features(x, z)).squeeze(1)
 
 
-def _conv_stack_for(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
+def conv_stack_for(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
     """The image conv stack of Table 3(b) or 4(b) for ``image_shape``, and its flattened size."""
     width = _check_width(width)
     shape = tuple(image_shape)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from pddlite import PDDLiteError
 from pddlite.cli import main

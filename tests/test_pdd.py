@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pddlite import PDD, PDDLiteError, auprc, auroc, make_task
+from pddlite import PDD, PDDLiteError, auroc, make_task
 from pddlite.gan import GANTrainer
 from pddlite.pdd import read_checkpoint
 

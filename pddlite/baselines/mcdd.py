@@ -44,18 +44,8 @@ from ..device import autocast
 from ..errors import PDDLiteError
 from ..experiment import register_method
 from ..gan import EpochTrainer
-from ..nets import channels, conv_stack28, conv_stack64, init_weights
+from ..nets import conv_stack_for, init_weights
 from ._base import BaselineDetector, make_runner
-
-
-def backbone(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
-    """The conv stack of the Table 3/4 discriminator (PDD's embedding) and its flattened size."""
-    shape = tuple(image_shape)
-    if shape == (1, 28, 28):
-        return conv_stack28(width), 7 * 7 * channels(64, width)
-    if shape == (3, 64, 64):
-        return conv_stack64(width), 4 * 4 * channels(512, width)
-    raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
 
 
 class MCDDNet(nn.Module):
@@ -64,7 +54,7 @@ class MCDDNet(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], n_classes: int, width: float = 1.0,
                  latent_dim: int = 128, bounded_scale: bool = True):
         super().__init__()
-        self.body, feat = backbone(image_shape, width)
+        self.body, feat = conv_stack_for(image_shape, width)  # PDD's embedding backbone
         self.head = nn.Linear(feat, latent_dim)
         self.latent_dim, self.bounded_scale = latent_dim, bounded_scale
         self.centers = nn.Parameter(torch.empty(n_classes, latent_dim))
