@@ -19,7 +19,6 @@ at a time (see the notes on the sample notebook in the README).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +31,7 @@ from .data import Task
 from .embedding import embed, prototype_center
 from .errors import PDDLiteError
 from .metrics import evaluate
-from .pdd import PDD, PDDConfig
+from .pdd import PDD
 from .scoring import PrototypeKDE, UMAPKDE
 
 #: Options that change only the tune-up or the scoring, so a pre-trained model can be reused.
@@ -118,17 +117,7 @@ def tune_up_from(
             f"{', '.join(sorted(unknown))} would change the pre-training; a copy can change only: "
             f"{', '.join(TUNE_UP_OPTIONS)}"
         )
-    model = copy.deepcopy(pretrained)
-    config: PDDConfig = dataclasses.replace(model.config, **options)
-    config.validate()
-    model.config = config
-    if progress is not None:
-        model.progress = progress
-    # A copy starts with no checkpoint of its own; with one, let tune_up() read it on its first call.
-    # (PDD reads its checkpoint once, flagged by _resumed; the pre-trained state is already in memory.)
-    model.checkpoint = Path(checkpoint) if checkpoint is not None else None
-    model._resumed = checkpoint is None  # noqa: SLF001 - see the note above
-    model._resume_state = None  # noqa: SLF001
+    model = pretrained.copy_with(checkpoint=checkpoint, progress=progress, **options)
     return model.tune_up(task)
 
 

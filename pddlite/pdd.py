@@ -17,6 +17,7 @@ Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain v
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -222,6 +223,27 @@ class PDD:
             self._save("done", None)
         self._fit_scorer(task)
         return self
+
+    def copy_with(
+        self, *, checkpoint: str | os.PathLike | None = None, progress: bool | None = None, **options: Any
+    ) -> "PDD":
+        """A deep copy with some :class:`PDDConfig` fields changed and its own checkpoint (or none).
+
+        Tunes up one pre-trained model in several ways (the ablations of Sec. 5.3) without
+        pre-training again. The copy reads ``checkpoint`` at its next stage if that file exists.
+        """
+        fields = {f.name for f in dataclasses.fields(PDDConfig)}
+        unknown = set(options) - fields
+        if unknown:
+            raise PDDLiteError(f"unknown PDD option(s): {', '.join(sorted(unknown))}")
+        model = copy.deepcopy(self)
+        model.config = dataclasses.replace(self.config, **options)
+        model.config.validate()
+        if progress is not None:
+            model.progress = progress
+        model.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        model._resumed, model._resume_state = model.checkpoint is None, None
+        return model
 
     # ------------------------------------------------------------------ scoring
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -170,3 +170,15 @@ def test_quick_profile_tune_up_raises_auroc_and_auprc():
     assert row["auprc"] > row["pretrain_auprc"]
     assert row["auroc"] > row["pretrain_auroc"] + 0.03
     assert row["auroc"] > 0.75 and row["auprc"] > 0.15
+
+
+def test_copy_with_changes_options_and_leaves_the_original(task):
+    pretrained = smoke(seed=3).pretrain(task)
+    before = pretrained.decision_function(task.test_images)
+    copy = pretrained.copy_with(beta=0.0, bandwidth=1.0)
+    assert copy.config.beta == 0.0 and pretrained.config.beta == 3.0
+    copy.tune_up(task)
+    assert copy.stage_ == "done" and pretrained.stage_ == "pretrained"
+    np.testing.assert_array_equal(before, pretrained.decision_function(task.test_images))
+    with pytest.raises(PDDLiteError, match="unknown PDD option"):
+        pretrained.copy_with(colour="red")
