@@ -37,7 +37,9 @@ def run_pdd(task, profile, seed, device, progress=True, variant="paper", checkpo
     model = PDD(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
                 progress=progress, **options)
     model.pretrain(task)
-    before = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
+    # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
+    pretrained = model if model.stage_ == "pretrained" else model.pretrained_model(task)
+    before = evaluate(task.test_is_anomaly, pretrained.decision_function(task.test_images))
     model.tune_up(task)
     after = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
     return {

@@ -245,6 +245,19 @@ class PDD:
         model._resumed, model._resume_state = model.checkpoint is None, None
         return model
 
+    def pretrained_model(self, task: Task) -> "PDD":
+        """A copy as it was right after pre-training, scorer fitted on ``task`` (Figs. 9-11's baseline).
+
+        Also works after a finished or resumed checkpoint: the pre-trained discriminator is stored.
+        """
+        if not hasattr(self, "pretrained_discriminator_state_"):
+            raise PDDLiteError("this model has no pre-trained state yet: call pretrain(task) first")
+        model = self.copy_with()
+        model.discriminator_.load_state_dict(self.pretrained_discriminator_state_)
+        model.stage_ = "pretrained"
+        model._fit_scorer(model._prepare(task))
+        return model
+
     # ------------------------------------------------------------------ scoring
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """f(x): the (normalised) discriminator features, eval mode, on the model's device."""

@@ -182,3 +182,15 @@ def test_copy_with_changes_options_and_leaves_the_original(task):
     np.testing.assert_array_equal(before, pretrained.decision_function(task.test_images))
     with pytest.raises(PDDLiteError, match="unknown PDD option"):
         pretrained.copy_with(colour="red")
+
+
+def test_a_finished_checkpoint_reports_the_same_pretraining_metrics(tmp_path):
+    from pddlite.experiment import run_task
+
+    kwargs = dict(dataset="mnist-5k", anomaly=1, profile="smoke", device="cpu", progress=False,
+                  checkpoint=tmp_path / "run.pt")
+    first = run_task(**kwargs)
+    again = run_task(**kwargs)  # loads the finished checkpoint instead of training
+    for key in ("pretrain_auroc", "pretrain_auprc", "auroc", "auprc"):
+        assert first[key] == again[key], key
+    assert first["pretrain_auroc"] != first["auroc"] or first["pretrain_auprc"] != first["auprc"]
