@@ -9,7 +9,7 @@ run interrupted by a Colab time-out resumes where it stopped.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -74,8 +74,21 @@ class EpochTrainer:
         self.data_generator.set_state(state["data_generator"])
         self.noise_generator.set_state(state["noise_generator"])
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:  # pragma: no cover
+    #: names of the losses that :meth:`batch_losses` returns, in order (keys of ``history``)
+    loss_names: tuple[str, ...] = ()
+
+    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:  # pragma: no cover
+        """Train on one batch and return its detached losses, named by :attr:`loss_names`."""
         raise NotImplementedError
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        """One shuffled pass over ``images``; the mean of each loss, with one host sync per epoch."""
+        sums = torch.zeros(len(self.loss_names), device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            sums += torch.stack(list(self.batch_losses(images[idx])))
+            n += 1
+        return dict(zip(self.loss_names, (sums / max(n, 1)).tolist()))
 
     def fit(
         self,
@@ -123,8 +136,8 @@ class GANTrainer(EpochTrainer):
             "discriminator": adam(discriminator.parameters(), lr, betas),
         }
 
-    def step(self, real: torch.Tensor, fake_factor: int = 1) -> tuple[float, float]:
-        """One discriminator step and one generator step; returns (loss_d, loss_g) as tensors' values.
+    def step(self, real: torch.Tensor, fake_factor: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """One discriminator step and one generator step; returns the detached (loss_d, loss_g).
 
         ``fake_factor`` draws that many times the batch size of fakes for the generator step
         (the sample notebook uses 2 during its tune-up).
@@ -146,15 +159,10 @@ class GANTrainer(EpochTrainer):
         opt_g.step()
         return loss_d.detach(), loss_g.detach()
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        sums = torch.zeros(2, device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            loss_d, loss_g = self.step(images[idx])
-            sums += torch.stack([loss_d, loss_g])
-            n += 1
-        loss_d, loss_g = (sums / max(n, 1)).tolist()  # one host sync per epoch, not per step
-        return {"loss_d": loss_d, "loss_g": loss_g}
+    loss_names = ("loss_d", "loss_g")
+
+    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:
+        return self.step(batch)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
@@ -212,14 +220,10 @@ class BiGANTrainer(EpochTrainer):
         opt_ge.step()
         return loss_d.detach(), loss_ge.detach()
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        sums = torch.zeros(2, device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            sums += torch.stack(self.step(images[idx]))
-            n += 1
-        loss_d, loss_ge = (sums / max(n, 1)).tolist()
-        return {"loss_d": loss_d, "loss_ge": loss_ge}
+    loss_names = ("loss_d", "loss_ge")
+
+    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:
+        return self.step(batch)
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:

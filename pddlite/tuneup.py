@@ -18,6 +18,8 @@ on squared distances (:func:`pddlite.losses.reference_intra_loss` on even epochs
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -83,18 +85,12 @@ class TuneUpTrainer(GANTrainer):
         opt.step()
         return loss.detach()
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        from .data import batches
+    loss_names = ("loss_d", "loss_g", "loss_margin")
 
-        sums = torch.zeros(3, device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            if self.adversarial:
-                loss_d, loss_g = self.step(images[idx], fake_factor=2 if self.variant == "reference" else 1)
-            else:
-                loss_d = loss_g = torch.zeros((), device=self.device)
-            sums += torch.stack([loss_d, loss_g, self.margin_step()])
-            n += 1
-        loss_d, loss_g, loss_m = (sums / max(n, 1)).tolist()
-        return {"loss_d": loss_d, "loss_g": loss_g, "loss_margin": loss_m}
-
+    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:
+        """An adversarial step on the unlabeled batch (unless disabled), then a margin step."""
+        if self.adversarial:
+            loss_d, loss_g = self.step(batch, fake_factor=2 if self.variant == "reference" else 1)
+        else:
+            loss_d = loss_g = torch.zeros((), device=self.device)
+        return loss_d, loss_g, self.margin_step()
