@@ -6,7 +6,7 @@ Tables 3-4 (:mod:`pddlite.nets`, :mod:`pddlite.gan`), the margin losses of Eqs. 
 (:mod:`pddlite.scoring`), the estimator (:class:`pddlite.PDD`) and the metrics (:mod:`pddlite.metrics`).
 """
 
-from .data import Task, make_task, make_task_from_arrays
+from .data import Task, make_task, make_task_from_arrays, make_validation_task
 from .errors import PDDLiteError
 from .metrics import auprc, auroc
 from .pdd import PDD, PDDConfig
@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PDD", "PDDConfig", "PDDLiteError", "PrototypeKDE", "Task", "UMAPKDE",
-    "auprc", "auroc", "get_profile", "make_task", "make_task_from_arrays", "__version__",
+    "auprc", "auroc", "get_profile", "make_task", "make_task_from_arrays", "make_validation_task", "__version__",
 ]

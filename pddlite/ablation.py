@@ -13,8 +13,8 @@ of prototypes):
   are the first K of the 20-shot ones. So a task built with the largest K, with all its prototypes
   kept out of the unlabeled set, serves every smaller K with the same pre-training.
 
-:func:`variant_steps` walks from the paper's PDD to the authors' sample notebook one difference
-at a time (see the notes on the sample notebook in the README).
+:func:`variant_steps` walks from pddlite's PDD through the paper's to the authors' sample
+notebook, one difference at a time (see the notes on the sample notebook in the README).
 """
 
 from __future__ import annotations
@@ -28,16 +28,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import Task
-from .embedding import embed, prototype_center
 from .errors import PDDLiteError
 from .metrics import evaluate
 from .pdd import PDD
-from .scoring import PrototypeKDE, UMAPKDE
 
 #: Options that change only the tune-up or the scoring, so a pre-trained model can be reused.
 TUNE_UP_OPTIONS = (
-    "tune_epochs", "tune_batch_size", "lr", "margin_lr", "beta", "q_intra", "q_inter", "bandwidth",
-    "adversarial_tuneup", "normalization", "scoring",
+    "tune_epochs", "tune_batch_size", "lr", "margin_lr", "margin_steps", "beta", "q_intra", "q_inter",
+    "bandwidth", "bandwidth_unit", "adversarial_tuneup", "normalization", "scoring", "augment_prototypes",
+    "recalibrate_bn",
 )
 
 #: Task-level parameters :func:`sweep` knows besides the options above.
@@ -125,22 +124,16 @@ def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str
     """AUROC and AUPRC of ``model``'s current embedding scored on ``task``'s prototypes, without training.
 
     ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"umap"`` is the sample
-    notebook's transductive UMAP-3D KDE. ``bandwidth`` defaults to the model's.
+    notebook's transductive UMAP-3D KDE. ``bandwidth`` defaults to the model's (in the model's
+    ``bandwidth_unit``). The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it.
     """
-    w = model.config.bandwidth if bandwidth is None else float(bandwidth)
-    d, how = model.discriminator_, model.config.normalization
-    protos = task.prototype_images.to(model.device)
-    # as PDD scores: "center-l2" centres on the raw mean of the prototypes that are scored against
-    center = prototype_center(d, protos) if how == "center-l2" else None
-    z_proto = embed(d, protos, how, center)
-    z_test = embed(d, task.test_images.to(model.device), how, center)
-    if scoring == "kde":
-        scores = PrototypeKDE(w).fit(z_proto, task.prototype_labels).rank_score(z_test).cpu().numpy()
-    elif scoring == "umap":
-        scores = UMAPKDE(w, transductive=True, random_state=model.seed).fit(z_proto, task.prototype_labels).score(z_test)
-    else:
+    if scoring not in ("kde", "umap"):
         raise PDDLiteError(f"rescore knows scoring 'kde' and 'umap', got {scoring!r}")
-    return evaluate(task.test_is_anomaly, scores)
+    options: dict[str, Any] = {"scoring": scoring}
+    if bandwidth is not None:
+        options["bandwidth"] = float(bandwidth)
+    scored = model.copy_with(progress=False, **options).fit_scorer(task)
+    return evaluate(task.test_is_anomaly, scored.decision_function(task.test_images))
 
 
 def _pretrain_metrics(pretrained: PDD, task: Task, bandwidth: float) -> dict[str, float]:
@@ -229,16 +222,18 @@ def _ckpt_name(param: str, value: Any, options: dict[str, Any], seed: int | None
 #: From the paper's PDD (as pddlite runs it) to the authors' sample notebook, one change per step.
 #: Each step: a label, the task arguments and the PDD arguments of the cumulative configuration.
 VARIANT_STEPS: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (
-    ("paper (pddlite defaults: 20 shots, centred L2-normalised features, Eqs. 5-7)",
+    ("pddlite (the default: 20 shots, centred L2-normalised features, w in the embedding's units)",
+     {"shots": 20, "remove_prototypes": True}, {"variant": "pddlite"}),
+    ("+ Eq. 7 with w = 10, as the paper states",
+     {"shots": 20, "remove_prototypes": True}, {"variant": "pddlite", "bandwidth": 10.0, "bandwidth_unit": "absolute"}),
+    ("paper: + raw features, as the paper states",
      {"shots": 20, "remove_prototypes": True}, {"variant": "paper"}),
     ("+ 10 shots per class",
      {"shots": 10, "remove_prototypes": True}, {"variant": "paper"}),
     ("+ prototypes kept in the unlabeled set",
      {"shots": 10, "remove_prototypes": False}, {"variant": "paper"}),
-    ("+ raw features (no L2 normalisation), as the paper states",
-     {"shots": 10, "remove_prototypes": False}, {"variant": "paper", "normalization": "none"}),
     ("+ UMAP-3D KDE scaled on the test set (rescoring only)",
-     {"shots": 10, "remove_prototypes": False}, {"variant": "paper", "normalization": "none", "scoring": "umap"}),
+     {"shots": 10, "remove_prototypes": False}, {"variant": "paper", "scoring": "umap"}),
     ("sample notebook: + its losses, generator layout, z ~ N(0, 0.1^2), batch 100",
      {"shots": 10, "remove_prototypes": False}, {"variant": "reference"}),
 )

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import PDDLiteError
+from .experiment import SPLITS
+from .variants import DEFAULT_VARIANT, VARIANTS
 
 #: subcommand name -> (function that adds its arguments, function that runs it)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -33,9 +35,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default=None, help="smoke, quick or paper (default: $PDDLITE_PROFILE, else quick)")
-    p.add_argument("--method", default="pdd", help="pdd, or a baseline")
-    p.add_argument("--variant", default="paper", choices=("paper", "reference"),
-                   help="PDD as the paper states it, or as the authors' sample notebook does it")
+    p.add_argument("--method", default="pdd", help="pdd, or a baseline (egbad, ganomaly, mcdd, deepsvdd, pixel-knn, pixel-centroid)")
+    p.add_argument("--variant", default=None, choices=tuple(VARIANTS),
+                   help="PDD only: pddlite (default, chosen on validation tasks), paper (as its text states), "
+                        "or reference (as the authors' sample notebook does it)")
+    p.add_argument("--split", default="test", choices=SPLITS,
+                   help="score the official test split, or the validation task built from training data (where choices are made)")
+    p.add_argument("--no-ablation", action="store_true",
+                   help="PDD: skip the adversarial-only control tune-up (saves its time)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
     p.add_argument("--checkpoint", default=None, help="PDD: save after every epoch and resume from this file")
@@ -46,19 +53,28 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment import run_task
 
-    options = {}
+    options: dict = {}
     if args.method == "pdd":
-        options = {"variant": args.variant, "checkpoint": args.checkpoint}
+        options = {"variant": args.variant or DEFAULT_VARIANT, "checkpoint": args.checkpoint,
+                   "ablation": not args.no_ablation}
+    else:
+        for flag, value in (("--variant", args.variant), ("--checkpoint", args.checkpoint)):
+            if value is not None:
+                raise PDDLiteError(f"{flag} is for PDD only; {args.method} has none (drop {flag})")
     row = run_task(
         dataset=args.dataset, anomaly=args.anomaly if len(args.anomaly) > 1 else args.anomaly[0],
         shots=args.shots, seed=args.seed, profile=args.profile, method=args.method, device=args.device,
-        data_dir=args.data_dir, progress=not args.no_progress, **options,
+        data_dir=args.data_dir, progress=not args.no_progress, split=args.split, **options,
     )
     row.pop("model", None)
+    where = f"{row['split']} split"
     if "pretrain_auroc" in row:
-        print(f"after pre-training: AUROC {row['pretrain_auroc']:.4f}  AUPRC {row['pretrain_auprc']:.4f}")
-    print(f"{'after the tune-up' if args.method == 'pdd' else args.method}: "
-          f"AUROC {row['auroc']:.4f}  AUPRC {row['auprc']:.4f}  ({row['seconds']:.1f} s on {row['device']})")
+        print(f"after pre-training:     AUROC {row['pretrain_auroc']:.4f}  AUPRC {row['pretrain_auprc']:.4f}  ({where})")
+    if "adversarial_only_auroc" in row:
+        print(f"adversarial steps only: AUROC {row['adversarial_only_auroc']:.4f}  AUPRC {row['adversarial_only_auprc']:.4f}")
+    label = f"after the tune-up ({row['variant']})" if args.method == "pdd" else args.method
+    print(f"{label}: AUROC {row['auroc']:.4f}  AUPRC {row['auprc']:.4f}  "
+          f"({where}, {row['seconds']:.1f} s on {row['device']})")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,7 @@ class Task:
     test_labels: torch.Tensor
     test_is_anomaly: torch.Tensor
     class_names: tuple[str, ...] = field(default=())
+    split: str = "test"  # what test_images are: the official "test" split or a "validation" split
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -106,7 +107,7 @@ class Task:
         return (
             f"Task(dataset={self.dataset!r}, anomaly={list(self.anomaly_classes)}, shots={self.shots}, "
             f"seed={self.seed}, unlabeled={len(self.train_images)}, prototypes={len(self.prototype_images)}, "
-            f"test={len(self.test_images)} ({int(self.test_is_anomaly.sum())} anomalous), "
+            f"{self.split}={len(self.test_images)} ({int(self.test_is_anomaly.sum())} anomalous), "
             f"image_shape={self.image_shape}, device={self.device})"
         )
 
@@ -282,6 +283,29 @@ def _as_class_tuple(anomaly: int | Sequence[int], n_classes: int, dataset: str) 
     return tuple(sorted(set(out)))
 
 
+def _check_shots(shots: int) -> None:
+    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 2:
+        raise PDDLiteError(f"shots must be an integer >= 2 (pairs within a class are needed), got {shots!r}")
+
+
+def _draw_prototypes(labels: torch.Tensor, normal_classes: Sequence[int], shots: int, seed: int) -> torch.Tensor:
+    """Indices of ``shots`` random images of every normal class, drawn with ``seed``, class by class.
+
+    For one seed the K-shot draw is the first K of a larger draw (the permutation does not depend on
+    K), and a validation task draws exactly the prototypes of the task it validates.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    chosen = []
+    for c in normal_classes:
+        members = torch.nonzero(labels == c).flatten()
+        if len(members) < shots:
+            raise PDDLiteError(
+                f"class {c} has only {len(members)} training images, fewer than shots={shots}; lower --shots"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:shots]])
+    return torch.cat(chosen)
+
+
 def split_task(
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
@@ -313,20 +337,9 @@ def split_task(
         raise PDDLiteError(
             "every class is marked anomalous: leave at least one (PDD needs two or more) normal classes"
         )
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 2:
-        raise PDDLiteError(f"shots must be an integer >= 2 (pairs within a class are needed), got {shots!r}")
-    generator = torch.Generator().manual_seed(int(seed))
-    proto_idx, keep = [], torch.ones(len(train_labels), dtype=torch.bool)
-    for c in normal_classes:
-        members = torch.nonzero(train_labels == c).flatten()
-        if len(members) < shots:
-            raise PDDLiteError(
-                f"class {c} has only {len(members)} training images, fewer than shots={shots}; lower --shots"
-            )
-        chosen = members[torch.randperm(len(members), generator=generator)[:shots]]
-        proto_idx.append(chosen)
-    proto_idx_t = torch.cat(proto_idx)
-    keep &= torch.isin(train_labels, torch.tensor(normal_classes))
+    _check_shots(shots)
+    proto_idx_t = _draw_prototypes(train_labels, normal_classes, shots, seed)
+    keep = torch.isin(train_labels, torch.tensor(normal_classes))
     if remove_prototypes:
         keep[proto_idx_t] = False
     anomaly_t = torch.tensor(anomaly_classes)
@@ -378,6 +391,103 @@ def make_task(
         train_x, train_y, test_x, test_y, anomaly, shots, seed,
         dataset=canonical, class_names=DATASETS.get(canonical, ()),
         remove_prototypes=remove_prototypes, device=device,
+    )
+
+
+def split_validation_task(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    anomaly: int | Sequence[int],
+    shots: int = 20,
+    seed: int = 0,
+    *,
+    holdout: float = 0.2,
+    dataset: str = "arrays",
+    class_names: Sequence[str] = (),
+    remove_prototypes: bool = True,
+    device: torch.device | str | None = None,
+) -> Task:
+    """A validation task built from a TRAINING split only: the place to choose settings.
+
+    The task it validates is ``split_task(train..., test..., anomaly, shots, seed)``. This one has
+    the same prototypes (same seed, same draw); a stratified ``holdout`` fraction of the remaining
+    normal training images is held out of the unlabeled set; and the anomaly classes' training
+    images, which the real task never trains on, supply the validation anomalies, drawn at random
+    so that they make up the same share of the validation set as the anomaly classes make up of
+    the training split (about 10% for one MNIST digit, as in the test split). The held-out images
+    take the place of the test split (``task.split == "validation"``); the test split is not read.
+    """
+    if not 0.0 < float(holdout) < 1.0:
+        raise PDDLiteError(f"holdout must be a fraction in (0, 1), got {holdout!r}")
+    present = sorted(int(c) for c in torch.unique(train_labels))
+    anomaly_classes = _as_class_tuple(anomaly, max(present) + 1 if present else 0, dataset)
+    normal_classes = tuple(c for c in present if c not in anomaly_classes)
+    if len(normal_classes) < 2 or any(c not in present for c in anomaly_classes):
+        raise PDDLiteError("a validation task needs training images of the anomaly class and of two or more normal classes")
+    _check_shots(shots)
+    proto_idx = _draw_prototypes(train_labels, normal_classes, shots, seed)
+    generator = torch.Generator().manual_seed(int(seed) + 1)  # independent of the prototype draw
+    pool = torch.isin(train_labels, torch.tensor(normal_classes))
+    pool[proto_idx] = False
+    held = []
+    for c in normal_classes:
+        members = torch.nonzero(pool & (train_labels == c)).flatten()
+        n_held = int(round(float(holdout) * len(members)))
+        held.append(members[torch.randperm(len(members), generator=generator)[:n_held]])
+    held_normal = torch.cat(held)
+    is_anomaly = torch.isin(train_labels, torch.tensor(anomaly_classes))
+    rate = float(is_anomaly.float().mean())
+    anomalies = torch.nonzero(is_anomaly).flatten()
+    n_anomalies = min(len(anomalies), max(1, int(round(rate / (1.0 - rate) * len(held_normal)))))
+    held_anomaly = anomalies[torch.randperm(len(anomalies), generator=generator)[:n_anomalies]]
+    if len(held_normal) == 0:
+        raise PDDLiteError("the holdout leaves no validation images: raise holdout or use more training images")
+    keep = torch.isin(train_labels, torch.tensor(normal_classes))
+    keep[held_normal] = False
+    if remove_prototypes:
+        keep[proto_idx] = False
+    val_idx = torch.cat([held_normal, held_anomaly]).sort().values
+    task = Task(
+        dataset=dataset,
+        anomaly_classes=anomaly_classes,
+        normal_classes=normal_classes,
+        shots=int(shots),
+        seed=int(seed),
+        train_images=train_images[keep],
+        train_labels=train_labels[keep],
+        prototype_images=train_images[proto_idx],
+        prototype_labels=train_labels[proto_idx],
+        test_images=train_images[val_idx],
+        test_labels=train_labels[val_idx],
+        test_is_anomaly=is_anomaly[val_idx],
+        class_names=tuple(class_names),
+        split="validation",
+    )
+    return task.to(device) if device is not None else task
+
+
+def make_validation_task(
+    dataset: str = DEFAULT_DATASET,
+    anomaly: int | Sequence[int] = 1,
+    shots: int = 20,
+    seed: int = 0,
+    root: str | Path | None = None,
+    *,
+    holdout: float = 0.2,
+    device: torch.device | str | None = None,
+    download: bool = True,
+    remove_prototypes: bool = True,
+) -> Task:
+    """The validation task of ``make_task(dataset, anomaly, shots, seed)``: see :func:`split_validation_task`.
+
+    Every default and every choice in pddlite is made on tasks like this one; test splits are
+    scored once, for reporting.
+    """
+    canonical = canonical_dataset_name(dataset)
+    train_x, train_y, _, _ = load_dataset(canonical, root, download)
+    return split_validation_task(
+        train_x, train_y, anomaly, shots, seed, holdout=holdout, dataset=canonical,
+        class_names=DATASETS.get(canonical, ()), remove_prototypes=remove_prototypes, device=device,
     )
 
 

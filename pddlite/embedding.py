@@ -80,3 +80,33 @@ def embed(
 def prototype_center(discriminator: nn.Module, prototypes: torch.Tensor) -> torch.Tensor:
     """The centre c of ``"center-l2"``: the mean raw feature of the prototypes, eval mode."""
     return embed(discriminator, prototypes, "none").mean(dim=0)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(module: nn.Module, images: torch.Tensor, batch_size: int = 200) -> nn.Module:
+    """Recompute every BatchNorm layer's running statistics from ``images`` alone, in place.
+
+    During GAN training a discriminator's running statistics average over real and generated
+    batches (two of every three forward passes see fakes), so in eval mode f(x) normalises real
+    images with statistics that are mostly those of generated ones. This pass resets them and
+    accumulates the plain average over ``images`` (momentum ``None``), then restores the layers'
+    momentum and the module's mode. Weights are not touched. Beyond the paper.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return module
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was = module.training
+    module.train()
+    try:
+        with autocast(images.device):
+            for part in images.split(batch_size):
+                module(part)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        module.train(was)
+    return module

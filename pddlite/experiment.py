@@ -1,10 +1,13 @@
 """Run one method on one leave-one-class-out task and return a result row (Sec. 5).
 
 A result row is a flat dict of plain values (JSON-ready): the task (dataset, anomaly, shots,
-seed), the run (method, profile, variant, device), AUROC and AUPRC on the whole test split, the
-wall time, and for PDD the same metrics after pre-training alone (the ablation of Figs. 9-11).
-Metrics are always computed in eval mode after a fixed number of epochs: no epoch is ever
-selected on the test set.
+seed, and ``split``: the official ``"test"`` split, or the ``"validation"`` task of
+:func:`pddlite.make_validation_task` built from training data alone), the run (method, profile,
+variant, device), AUROC and AUPRC on that split, the wall time, and for PDD the same metrics after
+pre-training alone and after the same tune-up with its margin steps switched off (the isolated
+ablation of Figs. 9-11: pre-training, adversarial steps only, the full tune-up). Metrics are
+always computed in eval mode after a fixed number of epochs: no epoch is ever selected on the
+split that is scored.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .data import make_task
+from .data import make_task, make_validation_task
 from .device import resolve_device
 from .metrics import evaluate
-from .pdd import PDD
+from .pdd import PDD, PDDConfig
+from .variants import DEFAULT_VARIANT
 from .profiles import get_profile
+
+#: where a run is scored: the official test split, or the validation task built from training data
+SPLITS = ("test", "validation")
 
 #: method name -> function(task, profile, seed, device, progress, **options) -> dict of metrics.
 METHODS: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -32,22 +39,30 @@ def register_method(name: str) -> Callable[[Callable[..., dict[str, Any]]], Call
 
 
 @register_method("pdd")
-def run_pdd(task, profile, seed, device, progress=True, variant="paper", checkpoint=None, **options) -> dict[str, Any]:
-    """PDD: metrics after pre-training alone and after the tune-up."""
+def run_pdd(task, profile, seed, device, progress=True, variant=DEFAULT_VARIANT, checkpoint=None,
+            ablation=True, **options) -> dict[str, Any]:
+    """PDD: metrics after pre-training alone, after the adversarial steps alone, and after the tune-up.
+
+    ``ablation=False`` skips the adversarial-only control (it costs one more tune-up).
+    """
     model = PDD(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
                 progress=progress, **options)
     model.pretrain(task)
     # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
     pretrained = model if model.stage_ == "pretrained" else model.pretrained_model(task)
+    row: dict[str, Any] = {"variant": variant}
     before = evaluate(task.test_is_anomaly, pretrained.decision_function(task.test_images))
+    row.update(pretrain_auroc=before["auroc"], pretrain_auprc=before["auprc"])
+    if ablation:
+        control_checkpoint = None if checkpoint is None else Path(str(checkpoint) + ".adversarial-only")
+        control = pretrained.copy_with(margin_steps=False, checkpoint=control_checkpoint).tune_up(task)
+        adv = evaluate(task.test_is_anomaly, control.decision_function(task.test_images))
+        row.update(adversarial_only_auroc=adv["auroc"], adversarial_only_auprc=adv["auprc"])
+        del control
     model.tune_up(task)
     after = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
-    return {
-        "variant": variant,
-        "pretrain_auroc": before["auroc"], "pretrain_auprc": before["auprc"],
-        "auroc": after["auroc"], "auprc": after["auprc"],
-        "model": model,
-    }
+    row.update(auroc=after["auroc"], auprc=after["auprc"], model=model)
+    return row
 
 
 def run_task(
@@ -61,12 +76,16 @@ def run_task(
     data_dir: str | Path | None = None,
     progress: bool = True,
     download: bool = True,
+    split: str = "test",
     **options: Any,
 ) -> dict[str, Any]:
     """Build the task, train ``method`` on it, and return its result row (see module docstring).
 
-    ``options`` go to the method's runner (for PDD: ``variant``, ``checkpoint`` and any
-    :class:`pddlite.PDDConfig` field). The trained model is returned under the key ``model``
+    ``split="validation"`` trains and scores on the validation task of the same dataset, class,
+    shots and seed (:func:`pddlite.make_validation_task`): where settings are chosen.
+
+    ``options`` go to the method's runner (for PDD: ``variant``, ``checkpoint``, ``ablation`` and
+    any :class:`pddlite.PDDConfig` field). The trained model is returned under the key ``model``
     (not JSON: drop it before writing the row).
     """
     from .errors import PDDLiteError
@@ -75,11 +94,14 @@ def run_task(
         _load_baselines()
     if method not in METHODS:
         raise PDDLiteError(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))}")
+    if split not in SPLITS:
+        raise PDDLiteError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     prof = get_profile(profile)
     dev = resolve_device(device)
-    variant = options.get("variant", "paper")
-    task = make_task(dataset, anomaly, shots, seed, root=data_dir, device=dev, download=download,
-                     remove_prototypes=not (method == "pdd" and variant == "reference"))
+    keep = method == "pdd" and PDDConfig.for_variant(options.get("variant", DEFAULT_VARIANT), prof).keep_prototypes
+    build = make_task if split == "test" else make_validation_task
+    task = build(dataset, anomaly, shots, seed, root=data_dir, device=dev, download=download,
+                 remove_prototypes=not keep)
     start = time.perf_counter()
     result = METHODS[method](task, prof.name, seed, str(dev), progress=progress, **options)
     seconds = time.perf_counter() - start
@@ -88,9 +110,10 @@ def run_task(
         "anomaly": list(task.anomaly_classes) if len(task.anomaly_classes) > 1 else task.anomaly_classes[0],
         "shots": shots,
         "seed": seed,
+        "split": task.split,
         "method": method,
         "profile": prof.name,
-        "variant": result.pop("variant", "paper"),
+        "variant": result.pop("variant", None),
         "device": str(dev),
         "seconds": round(seconds, 2),
     }

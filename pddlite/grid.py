@@ -34,33 +34,44 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS, canonical_dataset_name
 from .errors import PDDLiteError
+from .variants import DEFAULT_VARIANT, VARIANTS, variant_options
 
 #: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
 DEFAULT_DATASETS = ("mnist", "fashion-mnist", "cifar10")
-DEFAULT_METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd")
+DEFAULT_METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd", "pixel-knn", "pixel-centroid")
 DEFAULT_REPS = 10
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid. ``seed`` is the repetition index, the same for every method."""
+    """One cell of the grid. ``seed`` is the repetition index, the same for every method.
+
+    ``variant`` is PDD's (:mod:`pddlite.variants`) and ``None`` for the baselines.
+    """
 
     dataset: str
     anomaly: int
     method: str
     rep: int
+    variant: str | None = None
 
     @property
     def seed(self) -> int:
         return self.rep
 
-    def path(self, out_dir: str | Path, profile: str, shots: int = 20) -> Path:
-        """Where this run's JSON row is written under ``out_dir``."""
-        return (Path(out_dir) / profile / self.dataset / self.method
-                / f"anomaly{self.anomaly}_rep{self.rep}_shots{shots}.json")
+    @property
+    def name(self) -> str:
+        """The method, with PDD's variant: ``pdd-pddlite``, ``pdd-paper``, ``egbad``, ..."""
+        return self.method if self.variant is None else f"{self.method}-{self.variant}"
+
+    def path(self, out_dir: str | Path, profile: str, shots: int = 20, split: str = "test") -> Path:
+        """Where this run's JSON row is written under ``out_dir`` (validation rows apart from test rows)."""
+        suffix = "" if split == "test" else f"_{split}"
+        return (Path(out_dir) / profile / self.dataset / self.name
+                / f"anomaly{self.anomaly}_rep{self.rep}_shots{shots}{suffix}.json")
 
     def __str__(self) -> str:
-        return f"{self.dataset} anomaly={self.anomaly} {self.method} rep={self.rep}"
+        return f"{self.dataset} anomaly={self.anomaly} {self.name} rep={self.rep}"
 
 
 def known_methods() -> list[str]:
@@ -102,9 +113,11 @@ def grid_runs(
     methods: Sequence[str],
     reps: int | Iterable[int] = DEFAULT_REPS,
     anomalies: Sequence[int] | None = None,
+    variants: Sequence[str] = (DEFAULT_VARIANT,),
 ) -> list[RunSpec]:
-    """Every run of the grid in a fixed order: dataset, then repetition, anomaly class, method.
+    """Every run of the grid in a fixed order: dataset, then repetition, anomaly class, method, variant.
 
+    PDD runs once per name in ``variants``; a baseline once.
     ``reps`` is a number of repetitions (indices 0..reps-1) or a list of indices; ``anomalies``
     restricts the anomaly classes (default: every class of each dataset). The order puts the
     repetition outermost, so a part-finished grid has whole repetitions of every method and class.
@@ -120,6 +133,13 @@ def grid_runs(
         raise PDDLiteError("name at least one dataset")
     method_list = _check_methods(methods)
     rep_list = _rep_list(reps)
+    if isinstance(variants, str):
+        raise PDDLiteError("variants is a list of names, e.g. ['pddlite', 'paper']")
+    variant_list = list(dict.fromkeys(variants))
+    for v in variant_list:
+        variant_options(v)  # a clear error for an unknown name
+    if "pdd" in method_list and not variant_list:
+        raise PDDLiteError("name at least one PDD variant")
     runs = []
     for dataset in names:
         n_classes = len(DATASETS[dataset])
@@ -133,7 +153,8 @@ def grid_runs(
         for rep in rep_list:
             for anomaly in classes:
                 for method in method_list:
-                    runs.append(RunSpec(dataset, anomaly, method, rep))
+                    for variant in (variant_list if method == "pdd" else [None]):
+                        runs.append(RunSpec(dataset, anomaly, method, rep, variant))
     return runs
 
 
@@ -242,7 +263,7 @@ class _Estimator:
         if not means:
             return None
         fallback = sum(means.values()) / len(means)
-        return sum(means.get((r.dataset, r.method), fallback) for r in pending)
+        return sum(means.get((r.dataset, r.name), fallback) for r in pending)
 
 
 def replicate(
@@ -258,12 +279,16 @@ def replicate(
     shots: int = 20,
     progress: bool = True,
     run_progress: bool = False,
+    variants: Sequence[str] = (DEFAULT_VARIANT,),
+    split: str = "test",
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid, or one shard of it; return the rows of the selected runs.
 
     Every run goes through :func:`pddlite.experiment.run_task` with ``seed = rep`` and is written
     at once as one JSON file (see the module docstring); runs whose file exists are read, not
     re-run. ``progress`` shows the bar over runs; ``run_progress`` also each run's epoch bars.
+    ``variants`` are PDD's variants to run side by side; ``split="validation"`` scores the
+    validation tasks (where choices are made) instead of the test split, into files of their own.
     An exception in a run stops the grid (the finished runs stay written; run again to resume).
     """
     from tqdm.auto import tqdm
@@ -272,19 +297,19 @@ def replicate(
     from .profiles import get_profile
 
     prof = get_profile(profile)
-    runs = select_shard(grid_runs(datasets, methods, reps, anomalies), shard)
+    runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
     out = Path(out_dir)
     rows: dict[RunSpec, dict[str, Any]] = {}
     estimator = _Estimator()
     pending: list[RunSpec] = []
     for run in runs:
-        path = run.path(out, prof.name, shots)
+        path = run.path(out, prof.name, shots, split)
         row = _read_row(path) if path.exists() else None
         if row is None:
             pending.append(run)
         else:
             rows[run] = row
-            estimator.add(run.dataset, run.method, row.get("wall_seconds", row.get("seconds", 0.0)))
+            estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
 
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), disable=not progress, unit="run",
                desc=f"grid {prof.name}" + (f" shard {shard}" if shard else ""), dynamic_ncols=True)
@@ -293,17 +318,19 @@ def replicate(
             left = estimator.left(pending[i:])
             bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
             start = time.perf_counter()
+            options = {} if run.variant is None else {"variant": run.variant}
             row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=prof.name,
-                           method=run.method, device=device, data_dir=data_dir, progress=run_progress)
+                           method=run.method, device=device, data_dir=data_dir, progress=run_progress,
+                           split=split, **options)
             row.pop("model", None)
             row.update({
                 "rep": run.rep,
                 "wall_seconds": round(time.perf_counter() - start, 2),
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             })
-            write_row(row, run.path(out, prof.name, shots))
+            write_row(row, run.path(out, prof.name, shots, split))
             rows[run] = row
-            estimator.add(run.dataset, run.method, row.get("wall_seconds", row.get("seconds", 0.0)))
+            estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
             bar.update(1)
             _release_memory()
     finally:
@@ -330,6 +357,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="datasets (mnist, fashion-mnist, cifar10, mnist-5k); default: the paper's three")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                    help="methods; default: pdd egbad ganomaly mcdd deepsvdd")
+    p.add_argument("--variants", nargs="+", default=[DEFAULT_VARIANT], choices=tuple(VARIANTS),
+                   help=f"PDD variants to run side by side (default: {DEFAULT_VARIANT})")
+    p.add_argument("--split", default="test", choices=("test", "validation"),
+                   help="score the test split (for reporting) or the validation tasks (where choices are made)")
     p.add_argument("--reps", type=int, default=DEFAULT_REPS, help="repetitions per task (seed = repetition index)")
     p.add_argument("--anomalies", type=int, nargs="+", default=None, help="anomaly classes (default: all)")
     p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
@@ -348,14 +379,14 @@ def cmd_replicate(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         prof = get_profile(args.profile)
-        runs = select_shard(grid_runs(args.datasets, args.methods, args.reps, args.anomalies), args.shard)
-        done = sum(r.path(args.out, prof.name, args.shots).exists() for r in runs)
+        runs = select_shard(grid_runs(args.datasets, args.methods, args.reps, args.anomalies, args.variants), args.shard)
+        done = sum(r.path(args.out, prof.name, args.shots, args.split).exists() for r in runs)
         print(f"{len(runs)} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
               f"(profile {prof.name}): {done} done, {len(runs) - done} to run; results in {args.out}")
         return 0
     rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
                      args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
-                     run_progress=args.run_progress)
+                     run_progress=args.run_progress, variants=args.variants, split=args.split)
     print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
     return 0
 

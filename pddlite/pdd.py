@@ -29,51 +29,62 @@ import torch
 
 from .data import Task
 from .device import resolve_device, seed_everything
-from .embedding import NORMALIZATIONS, embed, prototype_center
+from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
 from .gan import GANTrainer
 from .nets import init_weights, make_gan
 from .profiles import get_profile
-from .scoring import PrototypeKDE, UMAPKDE
+from .scoring import PrototypeKDE, UMAPKDE, median_intra_class_distance
 from .tuneup import TuneUpTrainer
+from .variants import DEFAULT_VARIANT, variant_options
 
-VARIANTS = ("paper", "reference")
 SCORINGS = ("kde", "umap", "umap-inductive")
-CHECKPOINT_FORMAT = "pddlite-pdd-1"
+MARGINS = ("eq56", "reference")
+LAYOUTS = ("paper", "reference")
+BANDWIDTH_UNITS = ("absolute", "intra-median")
+CHECKPOINT_FORMAT = "pddlite-pdd-2"
 
 
 @dataclass(frozen=True)
 class PDDConfig:
-    """Every hyper-parameter of a PDD run. ``None`` epochs/batch sizes come from the profile (Table 2)."""
+    """Every hyper-parameter of a PDD run; a variant (:mod:`pddlite.variants`) is a preset of them.
 
-    variant: str = "paper"
+    ``None`` epochs and batch sizes come from the profile (Table 2). Build one with
+    :meth:`for_variant`; the dataclass defaults are the ``pddlite`` variant's.
+    """
+
+    variant: str = "pddlite"  # the preset this configuration started from (a label, never a branch)
+    layout: str = "paper"  # generator layout: Table 3 ("paper") or the sample notebook's
+    keep_prototypes: bool = False  # keep the prototypes in the unlabeled set (the sample notebook)
     width: float = 1.0
     pretrain_epochs: int | None = None
     pretrain_batch_size: int | None = None
     tune_epochs: int | None = None
     tune_batch_size: int | None = None
-    lr: float = 2e-3  # Sec. 5.1's Adam learning rate; measured to train (see the README)
+    notebook_tune_batch_size: int | None = None  # the variant's tune-up batch where the profile sets none
+    lr: float = 2e-3  # Sec. 5.1's Adam learning rate, both stages
+    margin: str = "eq56"  # the margin terms: Eqs. 5-6 ("eq56") or the sample notebook's ("reference")
     margin_lr: float = 2e-3
+    margin_steps: bool = True  # False: the tune-up's adversarial steps alone (the ablation's control)
     beta: float = 3.0
     q_intra: float = 0.5
     q_inter: float = 0.25
-    bandwidth: float = 10.0
+    bandwidth: float = 0.5
+    bandwidth_unit: str = "intra-median"  # "absolute": w = bandwidth; else w = bandwidth x median within-class distance
     adversarial_tuneup: bool = True
     normalization: str = "center-l2"
     scoring: str = "kde"
     z_std: float = 1.0
+    augment_prototypes: bool = False  # random shifts/rotations of the prototypes at every margin step
+    recalibrate_bn: bool = False  # BatchNorm statistics from real unlabeled images before embedding
     max_train_images: int | None = None
 
     @classmethod
-    def for_variant(cls, variant: str = "paper", profile: Any = None, **overrides: Any) -> "PDDConfig":
-        """The defaults of a variant at a profile's width and size, then ``overrides``."""
-        if variant not in VARIANTS:
-            raise PDDLiteError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
+    def for_variant(cls, variant: str = "pddlite", profile: Any = None, **overrides: Any) -> "PDDConfig":
+        """The options of a variant at a profile's width and size, then ``overrides``."""
         prof = get_profile(profile)
         base: dict[str, Any] = {"variant": variant, "width": prof.width, "max_train_images": prof.max_train_images}
-        if variant == "reference":
-            # the sample notebook: raw features, squared-distance terms, UMAP-3D scoring, z ~ N(0, 0.1^2)
-            base.update(normalization="none", scoring="umap", z_std=0.1, lr=2e-4, margin_lr=2e-4)
+        base.update(variant_options(variant))
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(overrides) - fields
         if unknown:
@@ -84,22 +95,20 @@ class PDDConfig:
         return config
 
     def validate(self) -> None:
-        if self.variant not in VARIANTS:
-            raise PDDLiteError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
-        if self.scoring not in SCORINGS:
-            raise PDDLiteError(f"unknown scoring {self.scoring!r}; choose one of: {', '.join(SCORINGS)}")
-        if self.normalization not in NORMALIZATIONS:
-            raise PDDLiteError(f"unknown normalization {self.normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+        for name, allowed in (("scoring", SCORINGS), ("normalization", NORMALIZATIONS), ("margin", MARGINS),
+                              ("layout", LAYOUTS), ("bandwidth_unit", BANDWIDTH_UNITS)):
+            if getattr(self, name) not in allowed:
+                raise PDDLiteError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         for name in ("lr", "margin_lr", "bandwidth", "width", "z_std"):
-            if not getattr(self, name) > 0:
-                raise PDDLiteError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.beta < 0:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):
+                raise PDDLiteError(f"{name} must be a positive number, got {value!r}")
+        if not self.beta >= 0:
             raise PDDLiteError(f"beta must be >= 0, got {self.beta}")
 
     def architecture(self, image_shape: tuple[int, ...]) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into these networks."""
-        return {"image_shape": list(image_shape), "width": self.width,
-                "layout": "reference" if self.variant == "reference" else "paper"}
+        return {"image_shape": list(image_shape), "width": self.width, "layout": self.layout}
 
 
 class PDD:
@@ -108,7 +117,9 @@ class PDD:
     Args:
         profile: ``"paper"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick):
             network width and the Table 2 schedule.
-        variant: ``"paper"`` (Eqs. 5-7) or ``"reference"`` (the authors' sample notebook).
+        variant: ``"pddlite"`` (the default: measured on validation tasks), ``"paper"`` (Eqs. 5-7 as
+            the text states them) or ``"reference"`` (the authors' sample notebook); see
+            :mod:`pddlite.variants`.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         seed: seeds weights, batches and noise; the same seed on the same device gives the same numbers.
         checkpoint: a file to save training state to after every epoch and resume from.
@@ -123,7 +134,7 @@ class PDD:
     def __init__(
         self,
         profile: str | None = None,
-        variant: str = "paper",
+        variant: str = DEFAULT_VARIANT,
         device: str = "auto",
         seed: int = 0,
         checkpoint: str | os.PathLike | None = None,
@@ -145,8 +156,8 @@ class PDD:
         pb, pe = self.profile.schedule("pdd-pretrain", dataset)
         tb, te = self.profile.schedule("pdd-tuneup", dataset)
         c = self.config
-        if c.variant == "reference" and self.profile.batch_size is None:
-            tb = 100  # the sample notebook tunes up with batches of 100
+        if c.notebook_tune_batch_size is not None and self.profile.batch_size is None:
+            tb = c.notebook_tune_batch_size
         return {
             "pretrain_epochs": c.pretrain_epochs if c.pretrain_epochs is not None else pe,
             "pretrain_batch_size": c.pretrain_batch_size or pb,
@@ -161,7 +172,7 @@ class PDD:
         task = task.subsample_train(self.config.max_train_images, seed=self.seed).to(self.device)
         if not hasattr(self, "generator_"):
             seed_everything(self.seed)
-            g, d = make_gan(task.image_shape, self.config.width, self.config.architecture(task.image_shape)["layout"])
+            g, d = make_gan(task.image_shape, self.config.width, self.config.layout)
             g.apply(init_weights)
             d.apply(init_weights)
             self.generator_, self.discriminator_ = g.to(self.device), d.to(self.device)
@@ -194,7 +205,7 @@ class PDD:
             self.stage_ = "pretrained"
             self._resume_state = None
             self._save("pretrained", None)
-        self._fit_scorer(task)
+        self.fit_scorer(task)
         return self
 
     def tune_up(self, task: Task) -> "PDD":
@@ -208,9 +219,10 @@ class PDD:
             c = self.config
             trainer = TuneUpTrainer(
                 self.generator_, self.discriminator_, task.prototype_images, task.prototype_labels,
-                variant=c.variant, lr=c.lr, margin_lr=c.margin_lr, beta=c.beta, q_intra=c.q_intra,
-                q_inter=c.q_inter, adversarial=c.adversarial_tuneup, normalization=c.normalization,
-                z_std=c.z_std, device=self.device, seed=self.seed + 7919,
+                margin=c.margin, lr=c.lr, margin_lr=c.margin_lr, margin_steps=c.margin_steps, beta=c.beta,
+                q_intra=c.q_intra, q_inter=c.q_inter, adversarial=c.adversarial_tuneup,
+                normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
+                device=self.device, seed=self.seed + 7919,  # a stream apart from pre-training's
             )
             if self.stage_ == "tuneup" and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
@@ -221,7 +233,7 @@ class PDD:
             self.stage_ = "done"
             self._resume_state = None
             self._save("done", None)
-        self._fit_scorer(task)
+        self.fit_scorer(task)
         return self
 
     def copy_with(
@@ -255,7 +267,7 @@ class PDD:
         model = self.copy_with()
         model.discriminator_.load_state_dict(self.pretrained_discriminator_state_)
         model.stage_ = "pretrained"
-        model._fit_scorer(model._prepare(task))
+        model.fit_scorer(model._prepare(task))
         return model
 
     # ------------------------------------------------------------------ scoring
@@ -263,19 +275,41 @@ class PDD:
         """f(x): the (normalised) discriminator features, eval mode, on the model's device."""
         self._check_fitted()
         images = _as_images(images, self.image_shape_).to(self.device)
-        return embed(self.discriminator_, images, self.config.normalization, getattr(self, "center_", None))
+        return embed(self._embedder(), images, self.config.normalization, getattr(self, "center_", None))
 
-    def _fit_scorer(self, task: Task) -> None:
-        self.center_ = prototype_center(self.discriminator_, task.prototype_images)
+    def _embedder(self) -> torch.nn.Module:
+        """The network that embeds: the discriminator, or its BatchNorm-recalibrated copy."""
+        embedder = getattr(self, "embedder_", None)
+        return embedder if embedder is not None else self.discriminator_
+
+    def fit_scorer(self, task: Task) -> "PDD":
+        """Fit the scorer (Eq. 7) on ``task``'s prototypes with the current networks; no training.
+
+        With ``recalibrate_bn`` the embedding network is a copy of the discriminator whose
+        BatchNorm statistics come from the task's unlabeled images; with ``bandwidth_unit=
+        "intra-median"`` the kernel width is ``bandwidth`` times the median within-class distance
+        of the embedded prototypes.
+        """
+        if not isinstance(task, Task):
+            raise PDDLiteError("fit_scorer() takes a Task: build one with make_task(...) or make_task_from_arrays(...)")
+        task = task.subsample_train(self.config.max_train_images, seed=self.seed).to(self.device)
+        self.embedder_ = None
+        if self.config.recalibrate_bn:
+            self.embedder_ = recalibrate_batchnorm(copy.deepcopy(self.discriminator_), task.train_images)
+        self.center_ = prototype_center(self._embedder(), task.prototype_images)
         self.prototype_embeddings_ = self.embed(task.prototype_images)
         self.prototype_labels_ = task.prototype_labels.to(self.device)
         if self.config.scoring == "kde":
-            self.scorer_ = PrototypeKDE(self.config.bandwidth).fit(self.prototype_embeddings_, self.prototype_labels_)
+            w = self.config.bandwidth
+            if self.config.bandwidth_unit == "intra-median":
+                w *= median_intra_class_distance(self.prototype_embeddings_, self.prototype_labels_)
+            self.scorer_ = PrototypeKDE(w).fit(self.prototype_embeddings_, self.prototype_labels_)
         else:
             transductive = self.config.scoring == "umap"
             z_train = None if transductive else self.embed(task.train_images)
             self.scorer_ = UMAPKDE(self.config.bandwidth, transductive=transductive, random_state=self.seed).fit(
                 self.prototype_embeddings_, self.prototype_labels_, z_train)
+        return self
 
     def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         """Anomaly scores, higher = more anomalous (Eq. 7, as the rank-exact :meth:`PrototypeKDE.rank_score`).
@@ -378,7 +412,7 @@ class PDD:
         model.history_ = {"pretrain": [], "tuneup": []}
         model._restore(state)
         if task is not None:
-            model._fit_scorer(task.to(model.device))
+            model.fit_scorer(task.to(model.device))
         return model
 
 

@@ -3,13 +3,18 @@
 ``pddlite report results/`` (or :func:`make_report`) reads every JSON row under the folder
 (:func:`pddlite.grid.load_results`) and writes, per dataset:
 
-* ``auroc_vs_unsupervised_<dataset>.png``: AUROC per anomaly class, PDD against the unsupervised
-  baselines EGBAD and GANomaly (and Deep SVDD when present) - Figs. 3-5;
+* ``auroc_vs_unsupervised_<dataset>.png``: AUROC per anomaly class, PDD (each variant present)
+  against the unsupervised baselines EGBAD and GANomaly (and Deep SVDD and the pixel-space sanity
+  baselines when present) - Figs. 3-5;
 * ``auroc_vs_mcdd_<dataset>.png``: AUROC per anomaly class, PDD against MCDD - Figs. 6-8;
-* ``auprc_ablation_<dataset>.png``: AUPRC per anomaly class of PDD after pre-training alone and
-  after the tune-up - Figs. 9-11;
+* ``auprc_ablation_<dataset>.png``: AUPRC per anomaly class of PDD after pre-training alone, after
+  the tune-up's adversarial steps alone, and after the whole tune-up - Figs. 9-11, isolated;
 
-and ``summary.md``, a Markdown table of means and standard deviations per class and method.
+and ``summary.md``: a headline table (mean and standard deviation over every class and seed per
+method and variant), then per dataset a table of means and standard deviations per class.
+PDD rows become one series per variant (``pdd-pddlite``, ``pdd-paper``, ``pdd-reference``) and,
+from the same rows, ``...-pretrain`` and ``...-adversarial`` series. Rows of the test split and of
+validation tasks are never mixed: a report shows one split (default: test) and says which.
 Markers are means over repetitions, error bars the sample standard deviation (ddof = 1; 0 when a
 cell has one repetition), as in the paper's figures. A figure is drawn when at least one of its
 methods has rows; a partly finished grid gives partial figures.
@@ -29,15 +34,46 @@ from typing import Any, Iterable, Sequence
 from .data import DATASETS
 from .errors import PDDLiteError
 
-#: How methods are named in figures and tables, in their display order.
+#: How the baselines are named in figures and tables, in their display order (PDD's series come first).
 METHOD_LABELS = {
-    "pdd": "PDD", "pdd-pretrain": "PDD (pre-training)", "egbad": "EGBAD", "ganomaly": "GANomaly",
-    "mcdd": "MCDD", "deepsvdd": "Deep SVDD",
+    "egbad": "EGBAD", "ganomaly": "GANomaly", "mcdd": "MCDD", "deepsvdd": "Deep SVDD",
+    "pixel-knn": "pixel kNN", "pixel-centroid": "pixel centroid",
 }
-UNSUPERVISED = ("egbad", "ganomaly", "deepsvdd")
+UNSUPERVISED = ("egbad", "ganomaly", "deepsvdd", "pixel-knn", "pixel-centroid")
+VARIANT_ORDER = ("pddlite", "paper", "reference")
+_STAGES = {"": "", "-pretrain": ", pre-training only", "-adversarial": ", adversarial steps only"}
 DATASET_LABELS = {"mnist": "MNIST", "mnist-5k": "MNIST-5k", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 PROFILE_PREFERENCE = ("paper", "quick", "smoke")
-_MARKERS = {"pdd": "o", "pdd-pretrain": "s", "egbad": "v", "ganomaly": "^", "mcdd": "D", "deepsvdd": "P"}
+_MARKERS = {"egbad": "v", "ganomaly": "^", "mcdd": "D", "deepsvdd": "P", "pixel-knn": "x", "pixel-centroid": "+"}
+_STAGE_MARKERS = {"": "o", "-pretrain": "s", "-adversarial": "d"}
+
+
+def series_label(series: str) -> str:
+    """``pdd-paper-pretrain`` -> ``PDD (paper), pre-training only``; baselines by :data:`METHOD_LABELS`."""
+    if series.startswith("pdd-"):
+        rest = series[4:]
+        for stage in ("-pretrain", "-adversarial"):
+            if rest.endswith(stage):
+                return f"PDD ({rest[: -len(stage)]}){_STAGES[stage]}"
+        return f"PDD ({rest})"
+    return METHOD_LABELS.get(series, series)
+
+
+def _marker(series: str) -> str:
+    for stage in ("-pretrain", "-adversarial"):
+        if series.startswith("pdd-") and series.endswith(stage):
+            return _STAGE_MARKERS[stage]
+    return _STAGE_MARKERS[""] if series.startswith("pdd-") else _MARKERS.get(series, "o")
+
+
+def pdd_variants(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The PDD variants that have rows, in display order."""
+    found = {_variant(r) for r in rows if r.get("method") == "pdd"}
+    return sorted(found, key=lambda v: (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else len(VARIANT_ORDER), v))
+
+
+def _variant(row: dict[str, Any]) -> str:
+    return str(row.get("variant") or "paper")  # rows written before variants existed were the paper's
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -55,7 +91,15 @@ def _anomaly_label(anomaly: Any) -> str:
 
 def _method_order(methods: Iterable[str]) -> list[str]:
     order = list(METHOD_LABELS)
-    return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
+
+    def key(m: str) -> tuple:
+        if m.startswith("pdd-"):
+            base = m[4:].split("-")[0]
+            stage = next((i for i, st in enumerate(("-pretrain", "-adversarial")) if m.endswith(st)), -1)
+            return (0, stage, VARIANT_ORDER.index(base) if base in VARIANT_ORDER else 9, m)
+        return (1, order.index(m) if m in order else len(order), 0, m)
+
+    return sorted(set(methods), key=key)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -68,20 +112,26 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def collect(rows: Iterable[dict[str, Any]], dataset: str, metric: str) -> dict[str, dict[str, list[float]]]:
-    """``{method: {anomaly label: [values over repetitions]}}`` for one dataset and metric.
+    """``{series: {anomaly label: [values over repetitions]}}`` for one dataset and metric.
 
-    ``metric`` is ``"auroc"`` or ``"auprc"``; PDD rows also give ``"pdd-pretrain"`` from their
-    ``pretrain_<metric>`` values (the ablation of Figs. 9-11).
+    ``metric`` is ``"auroc"`` or ``"auprc"``. A PDD row of variant v gives the series ``pdd-v``,
+    and ``pdd-v-pretrain`` and ``pdd-v-adversarial`` from its ``pretrain_<metric>`` and
+    ``adversarial_only_<metric>`` values (the isolated ablation of Figs. 9-11).
     """
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row.get("dataset") != dataset:
             continue
         label = _anomaly_label(row["anomaly"])
-        if row.get(metric) is not None:
-            out[row["method"]][label].append(float(row[metric]))
-        if row.get("method") == "pdd" and row.get(f"pretrain_{metric}") is not None:
-            out["pdd-pretrain"][label].append(float(row[f"pretrain_{metric}"]))
+        if row.get("method") != "pdd":
+            if row.get(metric) is not None:
+                out[row["method"]][label].append(float(row[metric]))
+            continue
+        name = f"pdd-{_variant(row)}"
+        for suffix, field in (("", metric), ("-pretrain", f"pretrain_{metric}"),
+                              ("-adversarial", f"adversarial_only_{metric}")):
+            if row.get(field) is not None:
+                out[name + suffix][label].append(float(row[field]))
     return out
 
 
@@ -91,6 +141,15 @@ def _classes(rows: Iterable[dict[str, Any]], dataset: str) -> list[str]:
         if row.get("dataset") == dataset:
             anomalies[_anomaly_label(row["anomaly"])] = _anomaly_key(row["anomaly"])
     return sorted(anomalies, key=lambda a: anomalies[a])
+
+
+def choose_split(rows: Sequence[dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:
+    """The rows scored on ``split`` (``"test"`` or ``"validation"``; rows without one are test rows)."""
+    chosen = [r for r in rows if str(r.get("split", "test")) == split]
+    if rows and not chosen:
+        present = sorted({str(r.get("split", "test")) for r in rows})
+        raise PDDLiteError(f"no results on the {split} split; the folder has: {', '.join(present)} (use --split)")
+    return chosen
 
 
 def choose_profile(rows: Sequence[dict[str, Any]], profile: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -147,8 +206,8 @@ def metric_figure(
                 means.append(m)
                 stds.append(s)
                 low = min(low, m - s)
-        ax.errorbar(xs, means, yerr=stds, fmt=_MARKERS.get(method, "o"), capsize=3, markersize=5,
-                    label=METHOD_LABELS.get(method, method), linestyle="none")
+        ax.errorbar(xs, means, yerr=stds, fmt=_marker(method), capsize=3, markersize=5,
+                    label=series_label(method), linestyle="none")
     ax.set_xticks(range(len(classes)))
     ticks = []
     for c in classes:
@@ -169,48 +228,69 @@ def metric_figure(
     return fig
 
 
+def _pdd_series(rows: Sequence[dict[str, Any]], dataset: str, stages: Sequence[str] = ("",)) -> tuple[str, ...]:
+    variants = pdd_variants(r for r in rows if r.get("dataset") == dataset)
+    return tuple(f"pdd-{v}{stage}" for v in variants for stage in stages)
+
+
 def figure_vs_unsupervised(rows: Sequence[dict[str, Any]], dataset: str):
-    """Figs. 3-5: AUROC of PDD against EGBAD and GANomaly (and Deep SVDD) per anomaly class."""
-    return metric_figure(rows, dataset, ("pdd",) + UNSUPERVISED, "auroc",
+    """Figs. 3-5: AUROC of PDD against EGBAD and GANomaly (and Deep SVDD, pixel baselines) per class."""
+    return metric_figure(rows, dataset, _pdd_series(rows, dataset) + UNSUPERVISED, "auroc",
                          f"vs unsupervised DAD ({DATASET_LABELS.get(dataset, dataset)})")
 
 
 def figure_vs_mcdd(rows: Sequence[dict[str, Any]], dataset: str):
     """Figs. 6-8: AUROC of PDD against the fully labeled MCDD per anomaly class."""
-    return metric_figure(rows, dataset, ("pdd", "mcdd"), "auroc", f"vs OOD ({DATASET_LABELS.get(dataset, dataset)})")
+    return metric_figure(rows, dataset, _pdd_series(rows, dataset) + ("mcdd",), "auroc",
+                         f"vs OOD ({DATASET_LABELS.get(dataset, dataset)})")
 
 
 def figure_ablation(rows: Sequence[dict[str, Any]], dataset: str):
-    """Figs. 9-11: AUPRC of PDD after pre-training alone and after the tune-up per anomaly class."""
-    return metric_figure(rows, dataset, ("pdd-pretrain", "pdd"), "auprc",
+    """Figs. 9-11, isolated: AUPRC of PDD after pre-training, after the adversarial steps alone, and tuned."""
+    return metric_figure(rows, dataset, _pdd_series(rows, dataset, ("-pretrain", "-adversarial", "")), "auprc",
                          f"ablation study ({DATASET_LABELS.get(dataset, dataset)})")
 
 
 # --------------------------------------------------------------------------- table
 
 
-def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None) -> str:
-    """Markdown: per dataset, mean +- std of AUROC and AUPRC per anomaly class and method."""
+def headline_table(rows: Sequence[dict[str, Any]], dataset: str) -> list[str]:
+    """Markdown lines: per series, AUROC and AUPRC mean +- std over every (class, seed) run, and n."""
+    auroc, auprc = collect(rows, dataset, "auroc"), collect(rows, dataset, "auprc")
+    lines = ["| method | AUROC | AUPRC | runs |", "|---|---|---|---|"]
+    for m in _method_order(m for m in auroc if auroc[m]):
+        a = [v for vs in auroc[m].values() for v in vs]
+        b = [v for vs in auprc.get(m, {}).values() for v in vs]
+        (ma, sa), (mb, sb) = mean_std(a), mean_std(b) if b else (float("nan"), float("nan"))
+        lines.append(f"| {series_label(m)} | {ma:.3f} \u00b1 {sa:.3f} | {mb:.3f} \u00b1 {sb:.3f} | {len(a)} |")
+    return lines
+
+
+def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None, split: str = "test") -> str:
+    """Markdown: per dataset, a headline table, then mean +- std of AUROC and AUPRC per class and series."""
     datasets = sorted({r["dataset"] for r in rows}, key=lambda d: (list(DATASET_LABELS).index(d) if d in DATASET_LABELS else 99, d))
     lines = ["# Results", ""]
     n = len(rows)
-    lines.append(f"{n} runs{f' (profile {profile})' if profile else ''}. Cells: mean \u00b1 sample standard deviation "
-                 "over repetitions, with the number of repetitions in brackets when it is not the same everywhere. "
-                 "The last line of each table averages the class means.")
+    where = "the official test split" if split == "test" else "validation tasks built from training data"
+    lines.append(f"{n} runs{f' (profile {profile})' if profile else ''}, scored on {where}. Cells: mean \u00b1 "
+                 "sample standard deviation over repetitions, with the number of repetitions in brackets when it is "
+                 "not the same everywhere. The last line of each table averages the class means.")
+    for dataset in datasets:
+        lines += ["", f"## {DATASET_LABELS.get(dataset, dataset)}: every class and seed", "",
+                  "Mean \u00b1 standard deviation over all runs (classes x seeds).", ""]
+        lines += headline_table(rows, dataset)
     for dataset in datasets:
         classes = _classes(rows, dataset)
         for metric in ("auroc", "auprc"):
             data = collect(rows, dataset, metric)
             methods = _method_order(m for m in data if data[m])
-            if metric == "auroc":
-                methods = [m for m in methods if m != "pdd-pretrain"] + (["pdd-pretrain"] if "pdd-pretrain" in methods else [])
             if not methods:
                 continue
             counts = {len(v) for m in methods for v in data[m].values()}
             show_n = len(counts) > 1
             lines += ["", f"## {DATASET_LABELS.get(dataset, dataset)}: {metric.upper()}"
                       + (f" ({counts.pop()} repetitions)" if not show_n and counts else ""), ""]
-            lines.append("| anomaly | " + " | ".join(METHOD_LABELS.get(m, m) for m in methods) + " |")
+            lines.append("| anomaly | " + " | ".join(series_label(m) for m in methods) + " |")
             lines.append("|---|" + "---|" * len(methods))
             class_means: dict[str, list[float]] = defaultdict(list)
             names = DATASETS.get(dataset, ())
@@ -234,15 +314,16 @@ def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None) ->
 # --------------------------------------------------------------------------- report
 
 
-def make_report(results_dir: str | Path, out_dir: str | Path | None = None, profile: str | None = None) -> dict[str, Path]:
+def make_report(results_dir: str | Path, out_dir: str | Path | None = None, profile: str | None = None,
+                split: str = "test") -> dict[str, Path]:
     """Draw every figure the rows allow and the summary table; return ``{name: path}`` of the files written.
 
     ``out_dir`` defaults to ``results_dir``; ``profile`` picks which profile's rows to use when the
-    folder holds several (default: paper, else quick, else smoke).
+    folder holds several (default: paper, else quick, else smoke); ``split`` which split's rows.
     """
     from .grid import load_results
 
-    rows, chosen = choose_profile(load_results(results_dir), profile)
+    rows, chosen = choose_profile(choose_split(load_results(results_dir), split), profile)
     if not rows:
         raise PDDLiteError(f"no result rows under {results_dir}: run `pddlite replicate --out {results_dir}` first")
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
@@ -265,7 +346,7 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, prof
             fig.savefig(path, dpi=150)
             written[f"{name}_{dataset}"] = path
     summary = out / "summary.md"
-    summary.write_text(summary_table(rows, chosen))
+    summary.write_text(summary_table(rows, chosen, split))
     written["summary"] = summary
     return written
 
@@ -274,10 +355,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="?", default="results", help="folder of result files (default: results)")
     p.add_argument("--out", default=None, help="where to write the figures and summary.md (default: the results folder)")
     p.add_argument("--profile", default=None, help="which profile's results to use when there are several")
+    p.add_argument("--split", default="test", choices=("test", "validation"),
+                   help="report the test split (default) or the validation tasks; the two are never mixed")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    written = make_report(args.results, args.out, args.profile)
+    written = make_report(args.results, args.out, args.profile, args.split)
     for path in written.values():
         print(path)
     return 0

@@ -160,6 +160,50 @@ class PrototypeKDE:
         return -t.max(dim=1).values
 
 
+def median_intra_class_distance(z: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+    """The median Euclidean distance between two prototypes of the same class: the embedding's scale.
+
+    pddlite's Eq. 7 bandwidth is a multiple of it (``bandwidth_unit="intra-median"``), so that
+    the kernel is as wide as a class is, whatever the units of the embedding.
+    """
+    zt = _as_float64(z, "prototype embeddings")
+    yt = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)).to(zt.device).flatten()
+    same = (yt[:, None] == yt[None, :]) & torch.ones(len(yt), len(yt), dtype=torch.bool, device=zt.device).triu(1)
+    if not bool(same.any()):
+        raise PDDLiteError("the bandwidth's scale needs two prototypes of one class")
+    d = torch.cdist(zt, zt)[same]
+    scale = float(torch.quantile(d, 0.5))  # the interpolated median (torch.median takes the lower one)
+    if not scale > 0:
+        raise PDDLiteError("the prototypes of every class coincide in the embedding: no scale for the bandwidth")
+    return scale
+
+
+def class_mean_score(z_proto: np.ndarray | torch.Tensor, y_proto: np.ndarray | torch.Tensor,
+                     z: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The limit of Eq. 7 for unit-norm embeddings and a wide kernel (w >> 1), as an anomaly score.
+
+    With ||z|| = ||p|| = 1, ||z - p||^2 / (2 w^2) = (1 - z.p) / w^2, so for w >> 1
+    log D^(n)(z) = const + z.mu_n / w^2 + O(w^-4), mu_n the mean of class n's prototypes; D^(n)
+    is then affine in z.mu_n, and Eq. 7's scaling by the other classes' prototypes turns it into
+
+        a_n(z) = (z.mu_n - M_n) / (M_n - m_n),  M_n, m_n = max, min of p.mu_n over the other classes' p:
+
+    the min-max-scaled dot product with the class mean, in which w has cancelled. Returns
+    -max_n a_n(z) (higher = more anomalous), which ranks points as Eq. 7 does in that limit.
+    """
+    zp, zt = _as_float64(z_proto, "prototype embeddings"), _as_float64(z, "embeddings")
+    yt = torch.as_tensor(np.asarray(y_proto.cpu() if isinstance(y_proto, torch.Tensor) else y_proto)).flatten()
+    classes = torch.unique(yt)
+    member = (yt[None, :] == classes[:, None]).to(zp.device)  # C x P
+    means = (member.double() @ zp) / member.sum(1, keepdim=True)  # C x d
+    on_protos = zp @ means.T  # P x C
+    other = ~member.T
+    hi = on_protos.masked_fill(~other, float("-inf")).max(dim=0).values
+    lo = on_protos.masked_fill(~other, float("inf")).min(dim=0).values
+    scale = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return -((zt.to(zp.device) @ means.T - hi) / scale).max(dim=1).values
+
+
 class UMAPKDE:
     """The sample notebook's scoring: UMAP to 3-D, one KDE per class, scaling by scored log-densities.
 

@@ -146,7 +146,7 @@ def test_sweep_reuses_base_for_the_default_value(pretrained, task, monkeypatch):
     rows = ablation.sweep(pretrained, task, "q_intra", [0.5], base=base, progress=False)
     want = evaluate(task.test_is_anomaly, base.decision_function(task.test_images))
     assert rows[0]["auroc"] == pytest.approx(want["auroc"])
-    rows = ablation.sweep(pretrained, task, "bandwidth", [1.0, 10.0], base=base, progress=False)
+    rows = ablation.sweep(pretrained, task, "bandwidth", [1.0, pretrained.config.bandwidth], base=base, progress=False)
     assert rows[1]["auroc"] == pytest.approx(want["auroc"])
     ablation.sweep(pretrained, task, "shots", [10], base=base, progress=False)
     ablation.sweep(pretrained, task, "wrong_labels", [0.0], base=base, progress=False)

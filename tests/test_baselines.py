@@ -309,8 +309,12 @@ def test_pddlite_run_with_a_baseline_method(tmp_path, capsys):
 
     row = json.loads(out.read_text())
     assert row["method"] == "mcdd" and row["anomaly"] == 7 and 0 <= row["auroc"] <= 1
-    assert main(["run", "--method", "mcdd", "--checkpoint", str(tmp_path / "c.pt"), "--profile", "smoke",
-                 "--device", "cpu", "--no-progress"]) == 0  # cmd_run passes checkpoints to PDD only
+    capsys.readouterr()
+    for flag, value in (("--checkpoint", str(tmp_path / "c.pt")), ("--variant", "paper")):
+        # options of PDD alone are refused for a baseline, not silently dropped
+        assert main(["run", "--method", "mcdd", flag, value, "--profile", "smoke", "--device", "cpu",
+                     "--no-progress"]) == 2
+        assert f"{flag} is for PDD only" in capsys.readouterr().err
     assert main(["run", "--method", "nosuch", "--profile", "smoke", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "unknown method 'nosuch'" in err and "deepsvdd, egbad, ganomaly, mcdd, pdd" in err
+    assert "unknown method 'nosuch'" in err and "deepsvdd, egbad, ganomaly, mcdd, pdd, pixel-centroid, pixel-knn" in err

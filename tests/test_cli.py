@@ -18,13 +18,14 @@ def test_run_smoke_writes_one_json_row(tmp_path, capsys):
     out = tmp_path / "result.json"
     assert main(SMOKE + ["--dataset", "mnist-5k", "--anomaly", "1", "--shots", "20", "--seed", "0", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "after pre-training: AUROC" in printed and "after the tune-up: AUROC" in printed
+    assert "after pre-training:     AUROC" in printed and "after the tune-up (pddlite): AUROC" in printed
+    assert "adversarial steps only: AUROC" in printed and "(test split" in printed
     row = json.loads(out.read_text())
-    for key in ("dataset", "anomaly", "shots", "seed", "profile", "variant", "pretrain_auroc",
-                "pretrain_auprc", "auroc", "auprc", "seconds"):
+    for key in ("dataset", "anomaly", "shots", "seed", "profile", "variant", "split", "pretrain_auroc",
+                "pretrain_auprc", "adversarial_only_auroc", "adversarial_only_auprc", "auroc", "auprc", "seconds"):
         assert key in row, key
-    assert (row["dataset"], row["anomaly"], row["shots"], row["seed"], row["profile"], row["variant"]) == (
-        "mnist-5k", 1, 20, 0, "smoke", "paper")
+    assert (row["dataset"], row["anomaly"], row["shots"], row["seed"], row["profile"], row["variant"], row["split"]) == (
+        "mnist-5k", 1, 20, 0, "smoke", "pddlite", "test")
     assert 0 <= row["auroc"] <= 1 and 0 <= row["auprc"] <= 1 and row["seconds"] > 0
     # the printed numbers are the written ones
     assert f"AUROC {row['auroc']:.4f}" in printed and f"AUPRC {row['pretrain_auprc']:.4f}" in printed

@@ -134,7 +134,7 @@ def test_reference_variant_runs(task):
         ({"variant": "notebook"}, "unknown variant"),
         ({"scoring": "svm"}, "unknown scoring"),
         ({"normalization": "zca"}, "unknown normalization"),
-        ({"bandwidth": 0.0}, "bandwidth must be positive"),
+        ({"bandwidth": 0.0}, "bandwidth must be a positive number"),
         ({"colour": "red"}, "unknown PDD option"),
         ({"profile": "huge"}, "unknown profile"),
     ],

@@ -13,7 +13,7 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.grid import RunSpec, load_results, write_row
 from pddlite.report import (
-    figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, mean_std, summary_table,
+    choose_split, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, mean_std, summary_table,
 )
 
 METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd")
@@ -27,19 +27,23 @@ def value(dataset: str, method: str, anomaly: int, rep: int, metric: str) -> flo
 
 
 def write_results(folder, datasets=("mnist", "cifar10"), methods=METHODS, anomalies=(0, 1, 2), reps=3,
-                  profile="paper"):
+                  profile="paper", variant="pddlite", split="test", shift=0.0):
     for dataset in datasets:
         for method in methods:
             for anomaly in anomalies:
                 for rep in range(reps):
                     row = {"dataset": dataset, "anomaly": anomaly, "method": method, "rep": rep, "seed": rep,
-                           "profile": profile, "shots": 20, "device": "cuda", "seconds": 1.0,
-                           "auroc": value(dataset, method, anomaly, rep, "auroc"),
-                           "auprc": value(dataset, method, anomaly, rep, "auprc")}
+                           "profile": profile, "shots": 20, "device": "cuda", "seconds": 1.0, "split": split,
+                           "auroc": value(dataset, method, anomaly, rep, "auroc") + shift,
+                           "auprc": value(dataset, method, anomaly, rep, "auprc") + shift}
                     if method == "pdd":
+                        row["variant"] = variant
                         row["pretrain_auroc"] = row["auroc"] - 0.1
                         row["pretrain_auprc"] = row["auprc"] - 0.2
-                    write_row(row, RunSpec(dataset, anomaly, method, rep).path(folder, profile))
+                        row["adversarial_only_auroc"] = row["auroc"] - 0.05
+                        row["adversarial_only_auprc"] = row["auprc"] - 0.15
+                    spec = RunSpec(dataset, anomaly, method, rep, variant if method == "pdd" else None)
+                    write_row(row, spec.path(folder, profile, split=split))
 
 
 def errorbars(fig: Figure) -> dict[str, ErrorbarContainer]:
@@ -69,7 +73,9 @@ def test_report_writes_every_figure_and_the_table(tmp_path):
     assert f"{statistics.mean(values):.3f} \u00b1 {statistics.stdev(values):.3f}" in text
     assert "## MNIST: AUROC (3 repetitions)" in text and "## CIFAR-10: AUPRC (3 repetitions)" in text
     header = next(line for line in text.splitlines() if line.startswith("| anomaly | PDD"))
-    assert header == "| anomaly | PDD | EGBAD | GANomaly | MCDD | Deep SVDD | PDD (pre-training) |"
+    assert header == ("| anomaly | PDD (pddlite) | PDD (pddlite), pre-training only | "
+                      "PDD (pddlite), adversarial steps only | EGBAD | GANomaly | MCDD | Deep SVDD |")
+    assert "scored on the official test split" in text
     assert "| 2 (bird) |" in text  # CIFAR-10 classes are named
 
 
@@ -78,7 +84,7 @@ def test_figures_plot_means_and_standard_deviations(tmp_path):
     rows = load_results(tmp_path)
     fig = figure_vs_unsupervised(rows, "mnist")
     bars = errorbars(fig)
-    assert set(bars) == {"PDD", "EGBAD", "GANomaly", "Deep SVDD"}  # MCDD has its own figure
+    assert set(bars) == {"PDD (pddlite)", "EGBAD", "GANomaly", "Deep SVDD"}  # MCDD has its own figure
     _, y = bars["EGBAD"].lines[0].get_data()
     expected = [statistics.mean(value("mnist", "egbad", a, r, "auroc") for r in range(3)) for a in (0, 1, 2)]
     assert list(y) == pytest.approx(expected)
@@ -86,12 +92,15 @@ def test_figures_plot_means_and_standard_deviations(tmp_path):
     half_heights = [(seg[1][1] - seg[0][1]) / 2 for seg in segments]
     sd = statistics.stdev(value("mnist", "egbad", 0, r, "auroc") for r in range(3))
     assert half_heights[0] == pytest.approx(sd)
-    assert set(errorbars(figure_vs_mcdd(rows, "mnist"))) == {"PDD", "MCDD"}
+    assert set(errorbars(figure_vs_mcdd(rows, "mnist"))) == {"PDD (pddlite)", "MCDD"}
     ablation = errorbars(figure_ablation(rows, "cifar10"))
-    assert set(ablation) == {"PDD", "PDD (pre-training)"}
-    _, y_pre = ablation["PDD (pre-training)"].lines[0].get_data()
-    _, y_post = ablation["PDD"].lines[0].get_data()
+    assert set(ablation) == {"PDD (pddlite)", "PDD (pddlite), pre-training only",
+                             "PDD (pddlite), adversarial steps only"}
+    _, y_pre = ablation["PDD (pddlite), pre-training only"].lines[0].get_data()
+    _, y_adv = ablation["PDD (pddlite), adversarial steps only"].lines[0].get_data()
+    _, y_post = ablation["PDD (pddlite)"].lines[0].get_data()
     assert list(y_post - y_pre) == pytest.approx([0.2, 0.2, 0.2])
+    assert list(y_post - y_adv) == pytest.approx([0.15, 0.15, 0.15])
     assert fig.axes[0].get_ylabel() == "AUROC" and "MNIST" in fig.axes[0].get_title()
 
 
@@ -101,7 +110,7 @@ def test_a_partial_folder_gives_partial_figures(tmp_path):
     assert set(written) == {"auroc_vs_mcdd_fashion-mnist", "summary"}
     assert written["summary"].parent == tmp_path / "figures"
     assert "| 6 (Shirt) |" in written["summary"].read_text()
-    with pytest.raises(PDDLiteError, match="no AUROC results for pdd, egbad"):
+    with pytest.raises(PDDLiteError, match="no AUROC results for egbad, ganomaly"):
         figure_vs_unsupervised(load_results(tmp_path), "fashion-mnist")
 
 
@@ -133,3 +142,24 @@ def test_report_command(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "no result rows" in capsys.readouterr().err
+
+
+def test_variants_are_series_side_by_side_and_splits_never_mix(tmp_path):
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd", "egbad"), anomalies=(0, 1), reps=2)
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(0, 1), reps=2, variant="paper",
+                  shift=-0.2)
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(0, 1), reps=2, split="validation",
+                  shift=-0.4)
+    rows = load_results(tmp_path)
+    assert set(errorbars(figure_vs_unsupervised(choose_split(rows), "mnist"))) == {
+        "PDD (pddlite)", "PDD (paper)", "EGBAD"}
+    text = make_report(tmp_path)["summary"].read_text()
+    # the headline: PDD (paper) over 2 classes x 2 seeds, from the test rows only
+    paper = [value("mnist", "pdd", a, r, "auroc") - 0.2 for a in (0, 1) for r in range(2)]
+    assert f"| PDD (paper) | {statistics.mean(paper):.3f} \u00b1 {statistics.stdev(paper):.3f} |" in text
+    headline = text.split("## MNIST: every class and seed")[1].split("## ")[0]
+    assert all(line.endswith("| 4 |") for line in headline.splitlines() if line.startswith("| PDD"))
+    validation = make_report(tmp_path, out_dir=tmp_path / "val", split="validation")["summary"].read_text()
+    assert "validation tasks built from training data" in validation and "PDD (paper)" not in validation
+    with pytest.raises(PDDLiteError, match="no results on the validation split"):
+        choose_split([r for r in rows if r.get("split") == "test"], "validation")

@@ -307,3 +307,61 @@ def test_umap_kde_errors():
         UMAPKDE(transductive=False).fit(z_proto, y_proto)
     with pytest.raises(PDDLiteError, match="not fitted"):
         UMAPKDE().score(z_proto)
+
+
+# --------------------------------------------------------------------------- the w >> 1 limit, the bandwidth's unit
+
+
+def _unit_clusters(seed: int, dim: int = 64, classes: int = 4, per_class: int = 10, test: int = 400):
+    """Unit vectors around a few class directions: prototypes with labels, and test points."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=g, dtype=torch.float64)
+    y = torch.arange(classes).repeat_interleave(per_class)
+    z = centres[y] + 0.8 * torch.randn(len(y), dim, generator=g, dtype=torch.float64)
+    t = centres[torch.randint(classes, (test,), generator=g)] * torch.rand(test, 1, generator=g, dtype=torch.float64)
+    t = t + torch.randn(test, dim, generator=g, dtype=torch.float64)
+    unit = lambda v: v / v.norm(dim=1, keepdim=True)
+    return unit(z), y, unit(t)
+
+
+@pytest.mark.parametrize("w", [5.0, 10.0, 50.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_eq7_on_unit_vectors_at_wide_bandwidth_ranks_as_the_class_mean_score(w, seed):
+    """At w >= 5 on unit-norm embeddings Eq. 7 is, to first order, the scaled dot product with the class mean."""
+    from scipy.stats import spearmanr
+
+    from pddlite.scoring import class_mean_score
+
+    z, y, t = _unit_clusters(seed)
+    eq7 = PrototypeKDE(w).fit(z, y).rank_score(t).numpy()
+    limit = class_mean_score(z, y, t).numpy()
+    assert spearmanr(eq7, limit).statistic > 0.99
+    # and it is a limit, not an identity: a narrow kernel (a real density) ranks differently
+    narrow = PrototypeKDE(0.3).fit(z, y).rank_score(t).numpy()
+    assert spearmanr(narrow, limit).statistic < 0.99
+
+
+def test_class_mean_score_by_hand():
+    # class 0: (1, 0) and (0, 1), mean (0.5, 0.5); class 1: (-1, 0), mean (-1, 0)
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    y = torch.tensor([0, 0, 1])
+    from pddlite.scoring import class_mean_score
+
+    # class 0: p.mu_0 on the other class's prototype (-1, 0) is -0.5 = M_0 = m_0 (scale 1): a_0 = z.mu_0 + 0.5
+    # class 1: p.mu_1 on (1, 0) is -1, on (0, 1) is 0: M_1 = 0, m_1 = -1, a_1 = z.mu_1 - 0 = -z_x
+    point = torch.tensor([[0.6, 0.8]])
+    a0, a1 = 0.5 * 0.6 + 0.5 * 0.8 + 0.5, -0.6
+    assert class_mean_score(z, y, point).item() == pytest.approx(-max(a0, a1))
+
+
+def test_median_intra_class_distance_by_hand():
+    from pddlite.scoring import median_intra_class_distance
+
+    # class 0 on a line at 0, 1, 3: pair distances 1, 2, 3; class 1 at 10, 14: distance 4 -> median 2.5
+    z = torch.tensor([[0.0], [1.0], [3.0], [10.0], [14.0]])
+    y = torch.tensor([0, 0, 0, 1, 1])
+    assert median_intra_class_distance(z, y) == pytest.approx(2.5)
+    with pytest.raises(PDDLiteError, match="two prototypes of one class"):
+        median_intra_class_distance(z[[0, 3]], y[[0, 3]])
+    with pytest.raises(PDDLiteError, match="coincide"):
+        median_intra_class_distance(torch.zeros(4, 2), torch.tensor([0, 0, 1, 1]))

@@ -4,10 +4,12 @@
 * :class:`MCDD`: multi-class data description trained with the labels of all normal data (Figs. 6-8).
 * :class:`DeepSVDD`: one hypersphere around all normal data, the single-enclosure baseline that the
   paper's introduction argues against.
+* :class:`PixelKNN` and :class:`PixelCentroid`: sanity baselines in pixel space on the same
+  prototypes, with no training (not in the paper).
 
 Each is a PyOD-style estimator like :class:`pddlite.PDD` (``fit``, then ``decision_function`` with
 higher = more anomalous) and a ``--method`` of ``pddlite run`` and ``pddlite replicate``: importing
-this package registers the runners ``egbad``, ``ganomaly``, ``mcdd`` and ``deepsvdd`` in
+this package registers the runners ``egbad``, ``ganomaly``, ``mcdd``, ``deepsvdd``, ``pixel-knn`` and ``pixel-centroid`` in
 :data:`pddlite.experiment.METHODS`. Every module docstring lists its hyper-parameters and their sources.
 """
 
@@ -15,7 +17,9 @@ from .deepsvdd import DeepSVDD
 from .egbad import EGBAD
 from .ganomaly import GANomaly
 from .mcdd import MCDD
+from .pixel import PixelCentroid, PixelKNN
 
-BASELINES = {"egbad": EGBAD, "ganomaly": GANomaly, "mcdd": MCDD, "deepsvdd": DeepSVDD}
+BASELINES = {"egbad": EGBAD, "ganomaly": GANomaly, "mcdd": MCDD, "deepsvdd": DeepSVDD,
+             "pixel-knn": PixelKNN, "pixel-centroid": PixelCentroid}
 
-__all__ = ["BASELINES", "DeepSVDD", "EGBAD", "GANomaly", "MCDD"]
+__all__ = ["BASELINES", "DeepSVDD", "EGBAD", "GANomaly", "MCDD", "PixelCentroid", "PixelKNN"]

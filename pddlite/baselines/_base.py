@@ -200,8 +200,8 @@ def scaled_epochs(profile: Profile, epochs: int, method: str | None = None) -> i
 def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:
     """The ``run_task`` runner of a baseline: fit on the task, score its test split."""
     def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
-        variant = options.pop("variant", "paper")
-        if variant != "paper":
+        variant = options.pop("variant", None)
+        if variant is not None:
             raise PDDLiteError(f"{cls.method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
         if options.pop("checkpoint", None) is not None:
             raise PDDLiteError(f"checkpoints are for PDD; {cls.method} trains in one go (drop --checkpoint)")

@@ -1,0 +1,122 @@
+"""Sanity baselines in pixel space: the same task and prototypes as PDD, and no training at all.
+
+A detector that learns has to beat these two to show that it learned something:
+
+* :class:`PixelKNN` (``--method pixel-knn``): the Euclidean distance from an image to its nearest
+  labeled prototype, pixels in [-1, 1].
+* :class:`PixelCentroid` (``--method pixel-centroid``): centre every image on the prototypes' mean
+  image c, then score minus the largest cosine between x - c and a class's centred prototype mean
+  mu_n = mean(p - c over class n's prototypes). This is the pixel-space counterpart of Eq. 7 on
+  unit vectors at w >= 5 (:func:`pddlite.scoring.class_mean_score`).
+
+Both are inductive (an image's score depends on that image and the prototypes only) and
+deterministic. Neither is in the paper; they are here to put every PDD number in proportion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import Task
+from ..errors import PDDLiteError
+from ..experiment import register_method
+from ..metrics import evaluate
+from ._base import check_shape
+
+
+class _PixelDetector:
+    """fit(task) or fit(prototype_images, prototype_labels); decision_function(images)."""
+
+    method = "pixel"
+
+    def __init__(self, chunk_size: int = 4096, **unknown: Any):
+        if unknown:
+            raise PDDLiteError(f"{type(self).__name__} trains nothing and takes no options; got {', '.join(sorted(unknown))}")
+        self.chunk_size = int(chunk_size)
+
+    def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
+        """Store the prototypes (a Task's, or images with their labels)."""
+        if isinstance(X, Task):
+            if y is not None:
+                raise PDDLiteError("fit(task) takes no labels: the task's prototypes carry them")
+            images, labels = X.prototype_images, X.prototype_labels
+        else:
+            if y is None:
+                raise PDDLiteError(f"{type(self).__name__}.fit needs the prototypes' labels: fit(images, labels)")
+            images = check_shape(X)
+            labels = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().flatten()
+            if len(labels) != len(images):
+                raise PDDLiteError(f"{len(images)} prototype images but {len(labels)} labels")
+        flat = images.detach().cpu().double().flatten(1)
+        self.image_shape_ = tuple(images.shape[1:])
+        self.labels_ = labels.detach().cpu()
+        self.classes_ = torch.unique(self.labels_)
+        if len(self.classes_) < 1 or len(flat) == 0:
+            raise PDDLiteError("no prototypes to fit on")
+        self._fit(flat)
+        return self
+
+    def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous, float64 NumPy."""
+        if not hasattr(self, "labels_"):
+            raise PDDLiteError(f"this {type(self).__name__} is not fitted yet: call fit(task) first")
+        x = check_shape(images, self.image_shape_).detach().cpu().double().flatten(1)
+        out = [self._score(part) for part in x.split(self.chunk_size)]
+        return torch.cat(out).numpy() if out else np.empty(0)
+
+    def _fit(self, flat: torch.Tensor) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PixelKNN(_PixelDetector):
+    """Distance to the nearest prototype in pixel space (a 1-NN data description, no training)."""
+
+    method = "pixel-knn"
+
+    def _fit(self, flat: torch.Tensor) -> None:
+        self.prototypes_ = flat
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, self.prototypes_).min(dim=1).values
+
+
+class PixelCentroid(_PixelDetector):
+    """Minus the largest cosine between x - c and each class's centred prototype mean (no training)."""
+
+    method = "pixel-centroid"
+
+    def _fit(self, flat: torch.Tensor) -> None:
+        self.center_ = flat.mean(dim=0)
+        onehot = (self.labels_[:, None] == self.classes_[None, :]).double()
+        means = onehot.T @ (flat - self.center_) / onehot.sum(dim=0)[:, None]
+        self.class_means_ = means / means.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        v = x - self.center_
+        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return -(v @ self.class_means_.T).max(dim=1).values
+
+
+def _runner(cls: type[_PixelDetector]):
+    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
+        variant = options.pop("variant", None)
+        if variant is not None:
+            raise PDDLiteError(f"{cls.method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
+        if options.pop("checkpoint", None) is not None:
+            raise PDDLiteError(f"{cls.method} trains nothing and has no checkpoint (drop --checkpoint)")
+        model = cls(**options).fit(task)
+        return {**evaluate(task.test_is_anomaly, model.decision_function(task.test_images)), "model": model}
+
+    run.__name__ = f"run_{cls.method.replace('-', '_')}"
+    run.__doc__ = f"{cls.__name__}: no training; AUROC/AUPRC on the task's test split."
+    return run
+
+
+run_pixel_knn = register_method("pixel-knn")(_runner(PixelKNN))
+run_pixel_centroid = register_method("pixel-centroid")(_runner(PixelCentroid))

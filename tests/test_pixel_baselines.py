@@ -1,0 +1,63 @@
+"""Tests of the pixel-space sanity baselines (pddlite.baselines.pixel): hand-worked values, inductive."""
+
+import numpy as np
+import pytest
+import torch
+
+from pddlite.baselines import PixelCentroid, PixelKNN
+from pddlite.errors import PDDLiteError
+from pddlite.experiment import run_task
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def tiny_images(values):
+    """1x28x28 images that are constant except for pixel (0, 0) and (0, 1)."""
+    x = torch.full((len(values), 1, 28, 28), -1.0)
+    for i, (a, b) in enumerate(values):
+        x[i, 0, 0, 0], x[i, 0, 0, 1] = a, b
+    return x
+
+
+def test_pixel_knn_is_the_distance_to_the_nearest_prototype():
+    protos = tiny_images([(0.0, 0.0), (1.0, 1.0)])
+    model = PixelKNN().fit(protos, [0, 1])
+    scores = model.decision_function(tiny_images([(0.0, 0.0), (0.3, 0.4), (1.0, 0.0)]))
+    np.testing.assert_allclose(scores, [0.0, 0.5, 1.0])
+
+
+def test_pixel_centroid_is_minus_the_best_cosine_after_centring():
+    # prototypes (pixel a, pixel b): class 0 at (1, -1) and (1, -1), class 1 at (-1, 1) and (-1, 1):
+    # the centre is (0, 0) on those two pixels (-1 elsewhere: cancels), class means (1, -1) and (-1, 1)
+    protos = tiny_images([(1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, 1.0)])
+    model = PixelCentroid().fit(protos, [0, 0, 1, 1])
+    # (1, 1) is orthogonal to both means -> 0; (2, -2) is class 0's direction -> -1
+    scores = model.decision_function(tiny_images([(1.0, 1.0), (1.0, -1.0)]))
+    np.testing.assert_allclose(scores, [0.0, -1.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [PixelKNN, PixelCentroid])
+def test_pixel_baselines_are_inductive(cls, mnist5k_task):
+    task = mnist5k_task
+    model = cls().fit(task)
+    whole = model.decision_function(task.test_images)
+    halves = np.concatenate([model.decision_function(task.test_images[:500]),
+                             model.decision_function(task.test_images[500:])])
+    np.testing.assert_array_equal(whole, halves)
+    assert np.isfinite(whole).all() and whole.std() > 0
+
+
+def test_pixel_methods_run_as_methods_and_refuse_pdd_options():
+    row = run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", device="cpu", progress=False)
+    assert row["method"] == "pixel-knn" and 0 <= row["auroc"] <= 1 and row["split"] == "test"
+    val = run_task("mnist-5k", 1, profile="smoke", method="pixel-centroid", device="cpu", progress=False,
+                   split="validation")
+    assert val["split"] == "validation"
+    with pytest.raises(PDDLiteError, match="variants belong to PDD"):
+        run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", device="cpu", variant="paper")
+    with pytest.raises(PDDLiteError, match="takes no options"):
+        PixelKNN(k=3)
+    with pytest.raises(PDDLiteError, match="needs the prototypes' labels"):
+        PixelKNN().fit(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(PDDLiteError, match="not fitted"):
+        PixelCentroid().decision_function(torch.zeros(2, 1, 28, 28))

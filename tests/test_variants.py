@@ -1,0 +1,96 @@
+"""The three variants: presets of one set of options (pddlite.variants), run by one code path."""
+
+import numpy as np
+import pytest
+import torch
+
+from pddlite import PDD, PDDConfig, PDDLiteError, make_task
+from pddlite.tuneup import TuneUpTrainer
+from pddlite.variants import DEFAULT_VARIANT, VARIANTS, differences
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("mnist-5k", anomaly=1, shots=10, seed=0)
+
+
+def test_the_paper_variant_is_the_text():
+    c = PDDConfig.for_variant("paper", "quick")
+    assert (c.normalization, c.bandwidth, c.bandwidth_unit, c.scoring) == ("none", 10.0, "absolute", "kde")
+    assert (c.margin, c.beta, c.q_intra, c.q_inter, c.lr, c.margin_lr) == ("eq56", 3.0, 0.5, 0.25, 2e-3, 2e-3)
+    assert not c.keep_prototypes and c.layout == "paper"
+
+
+def test_the_reference_variant_is_the_sample_notebook():
+    c = PDDConfig.for_variant("reference", "quick")
+    assert (c.margin, c.scoring, c.z_std, c.lr, c.layout, c.keep_prototypes) == (
+        "reference", "umap", 0.1, 2e-4, "reference", True)
+    assert PDD(profile="quick", variant="reference").schedule("mnist")["tune_batch_size"] == 100
+    assert PDD(profile="smoke", variant="reference").schedule("mnist")["tune_batch_size"] == 64
+
+
+def test_pddlite_is_the_default_and_departs_from_the_paper_only_where_listed():
+    assert DEFAULT_VARIANT == "pddlite" and PDD(profile="smoke").config.variant == "pddlite"
+    assert PDDConfig() == PDDConfig.for_variant("pddlite", "paper")  # the dataclass defaults are pddlite's
+    diff = differences("pddlite", "paper")
+    # every departure is a tune-up or scoring option: the two variants share their pre-training
+    pretraining = {"layout", "keep_prototypes", "width", "pretrain_epochs", "pretrain_batch_size", "lr", "z_std",
+                   "max_train_images"}
+    assert diff and not set(diff) & pretraining
+    assert set(diff) <= set(VARIANTS["pddlite"])
+
+
+def test_unknown_names_are_errors_not_branches():
+    with pytest.raises(PDDLiteError, match="unknown variant 'papr'"):
+        PDD(variant="papr")
+    with pytest.raises(PDDLiteError, match="unknown margin 'eq4'"):
+        PDD(margin="eq4")
+    with pytest.raises(PDDLiteError, match="unknown bandwidth_unit"):
+        PDD(bandwidth_unit="pixels")
+    g = torch.nn.Linear(1, 1)
+    with pytest.raises(PDDLiteError, match="unknown margin terms 'papr'"):
+        TuneUpTrainer(g, g, torch.zeros(2, 1), torch.zeros(2), margin="papr")
+
+
+def test_pddlite_scores_an_image_the_same_alone_or_in_a_batch(task):
+    """Inductive: the scores of the test set in one call equal those of its two halves."""
+    model = PDD(profile="smoke", device="cpu", progress=False, seed=1).fit(task)
+    whole = model.decision_function(task.test_images)
+    halves = np.concatenate([model.decision_function(task.test_images[:300]),
+                             model.decision_function(task.test_images[300:])])
+    np.testing.assert_allclose(whole, halves, rtol=0, atol=1e-9)
+    # alone: float32 convolutions pick other kernels for a batch of one (differences ~1e-7), no more
+    one = model.decision_function(task.test_images[7:8])
+    np.testing.assert_allclose(one, whole[7:8], rtol=0, atol=1e-5)
+
+
+def test_bandwidth_in_the_embeddings_units(task):
+    from pddlite.scoring import median_intra_class_distance
+
+    model = PDD(profile="smoke", device="cpu", progress=False, seed=1).pretrain(task)
+    scale = median_intra_class_distance(model.prototype_embeddings_, model.prototype_labels_)
+    assert model.scorer_.bandwidth == pytest.approx(model.config.bandwidth * scale)
+    absolute = model.copy_with(bandwidth_unit="absolute", bandwidth=0.7).fit_scorer(task)
+    assert absolute.scorer_.bandwidth == 0.7
+
+
+def test_recalibrated_batchnorm_and_augmented_prototypes_change_the_model(task):
+    base = PDD(profile="smoke", device="cpu", progress=False, seed=2).pretrain(task)
+    plain = base.decision_function(task.test_images)
+    recal = base.copy_with(recalibrate_bn=True).fit_scorer(task)
+    assert recal.embedder_ is not None and recal.embedder_ is not recal.discriminator_
+    assert not np.allclose(plain, recal.decision_function(task.test_images))
+    np.testing.assert_array_equal(plain, base.decision_function(task.test_images))  # the original is untouched
+    a = base.copy_with().tune_up(task).decision_function(task.test_images)
+    b = base.copy_with(augment_prototypes=True).tune_up(task).decision_function(task.test_images)
+    assert not np.allclose(a, b)
+
+
+def test_margin_steps_off_is_the_adversarial_only_control(task):
+    base = PDD(profile="smoke", device="cpu", progress=False, seed=2).pretrain(task)
+    control = base.copy_with(margin_steps=False).tune_up(task)
+    assert all(h["loss_margin"] == 0.0 for h in control.history_["tuneup"])
+    tuned = base.copy_with().tune_up(task)
+    assert all(h["loss_margin"] > 0.0 for h in tuned.history_["tuneup"])
