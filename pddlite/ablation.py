@@ -36,7 +36,7 @@ from .pdd import PDD
 TUNE_UP_OPTIONS = (
     "tune_epochs", "tune_batch_size", "lr", "margin_lr", "margin_steps", "beta", "q_intra", "q_inter",
     "bandwidth", "bandwidth_unit", "adversarial_tuneup", "normalization", "scoring", "augment_prototypes",
-    "recalibrate_bn",
+    "recalibrate_bn", "ema_decay",
 )
 
 #: Task-level parameters :func:`sweep` knows besides the options above.
@@ -120,16 +120,21 @@ def tune_up_from(
     return model.tune_up(task)
 
 
-def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str = "kde") -> dict[str, float]:
+def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str = "kde",
+            **options: Any) -> dict[str, float]:
     """AUROC and AUPRC of ``model``'s current embedding scored on ``task``'s prototypes, without training.
 
     ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"umap"`` is the sample
     notebook's transductive UMAP-3D KDE. ``bandwidth`` defaults to the model's (in the model's
-    ``bandwidth_unit``). The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it.
+    ``bandwidth_unit``); ``options`` may change the other scoring fields (:data:`SCORING_ONLY`).
+    The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it.
     """
     if scoring not in ("kde", "umap"):
         raise PDDLiteError(f"rescore knows scoring 'kde' and 'umap', got {scoring!r}")
-    options: dict[str, Any] = {"scoring": scoring}
+    unknown = set(options) - set(SCORING_ONLY)
+    if unknown:
+        raise PDDLiteError(f"rescore changes only the scoring ({', '.join(SCORING_ONLY)}); got {', '.join(sorted(unknown))}")
+    options["scoring"] = scoring
     if bandwidth is not None:
         options["bandwidth"] = float(bandwidth)
     scored = model.copy_with(progress=False, **options).fit_scorer(task)
@@ -219,24 +224,57 @@ def _ckpt_name(param: str, value: Any, options: dict[str, Any], seed: int | None
 # --------------------------------------------------------------------------- paper -> sample notebook
 
 
-#: From the paper's PDD (as pddlite runs it) to the authors' sample notebook, one change per step.
+#: How each of pddlite's departures from the paper is named in the walk (one step per group of fields).
+DEPARTURE_LABELS: dict[tuple[str, ...], str] = {
+    ("bandwidth", "bandwidth_unit"): "Eq. 7 with w = 10, as the paper states",
+    ("ema_decay",): "the last weights instead of their moving average",
+    ("margin_lr",): "the margin steps at the paper's lr 0.002",
+    ("augment_prototypes",): "the prototypes as they are (no random shifts)",
+    ("recalibrate_bn",): "BatchNorm statistics as training left them",
+    ("normalization",): "raw features, as the paper states",
+}
+
+#: Fields that change only the scoring: a step that changes nothing else rescores the last model.
+SCORING_ONLY = ("scoring", "bandwidth", "bandwidth_unit", "recalibrate_bn")
+
+
+def _walk() -> tuple[tuple[str, dict[str, Any], dict[str, Any]], ...]:
+    """pddlite -> paper, one departure at a time (from :mod:`pddlite.variants`), then -> sample notebook."""
+    from .variants import differences
+
+    diff = differences("pddlite", "paper")
+    groups = [g for g in DEPARTURE_LABELS if set(g) & set(diff)]
+    rest = set(diff) - {f for g in groups for f in g}
+    groups += [(f,) for f in sorted(rest)]  # a departure without a label still gets its own step
+    task20 = {"shots": 20, "remove_prototypes": True}
+    steps = [("pddlite (the default)", task20, {"variant": "pddlite"})]
+    args: dict[str, Any] = {"variant": "pddlite"}
+    for g in groups:
+        args = {**args, **{f: diff[f][1] for f in g if f in diff}}
+        label = DEPARTURE_LABELS.get(g, f"{', '.join(g)} as the paper has it")
+        steps.append(("+ " + label, task20, dict(args)))
+    steps[-1] = ("paper: " + steps[-1][0][2:], task20, {"variant": "paper"})  # the same configuration
+    task10 = {"shots": 10, "remove_prototypes": True}
+    kept = {"shots": 10, "remove_prototypes": False}
+    steps += [
+        ("+ 10 shots per class", task10, {"variant": "paper"}),
+        ("+ prototypes kept in the unlabeled set", kept, {"variant": "paper"}),
+        ("+ UMAP-3D KDE scaled on the test set (rescoring only)", kept, {"variant": "paper", "scoring": "umap"}),
+        ("sample notebook: + its losses, generator layout, z ~ N(0, 0.1^2), batch 100", kept, {"variant": "reference"}),
+    ]
+    return tuple(steps)
+
+
+#: From pddlite's PDD through the paper's to the authors' sample notebook, one change per step.
 #: Each step: a label, the task arguments and the PDD arguments of the cumulative configuration.
-VARIANT_STEPS: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (
-    ("pddlite (the default: 20 shots, centred L2-normalised features, w in the embedding's units)",
-     {"shots": 20, "remove_prototypes": True}, {"variant": "pddlite"}),
-    ("+ Eq. 7 with w = 10, as the paper states",
-     {"shots": 20, "remove_prototypes": True}, {"variant": "pddlite", "bandwidth": 10.0, "bandwidth_unit": "absolute"}),
-    ("paper: + raw features, as the paper states",
-     {"shots": 20, "remove_prototypes": True}, {"variant": "paper"}),
-    ("+ 10 shots per class",
-     {"shots": 10, "remove_prototypes": True}, {"variant": "paper"}),
-    ("+ prototypes kept in the unlabeled set",
-     {"shots": 10, "remove_prototypes": False}, {"variant": "paper"}),
-    ("+ UMAP-3D KDE scaled on the test set (rescoring only)",
-     {"shots": 10, "remove_prototypes": False}, {"variant": "paper", "scoring": "umap"}),
-    ("sample notebook: + its losses, generator layout, z ~ N(0, 0.1^2), batch 100",
-     {"shots": 10, "remove_prototypes": False}, {"variant": "reference"}),
-)
+VARIANT_STEPS: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = _walk()
+
+
+def _effective(pdd_args: dict[str, Any]) -> dict[str, Any]:
+    from .pdd import PDDConfig
+
+    opts = dict(pdd_args)
+    return dataclasses.asdict(PDDConfig.for_variant(opts.pop("variant"), "paper", **opts))
 
 
 def variant_steps(
@@ -269,10 +307,12 @@ def variant_steps(
         label, task_args, pdd_args = VARIANT_STEPS[s]
         task = make_task(dataset, anomaly, seed=seed, root=root, download=download, **task_args)
         prev = models.get(s - 1)
-        only_scoring = s > 0 and {k: v for k, v in pdd_args.items() if k != "scoring"} == \
-            {k: v for k, v in VARIANT_STEPS[s - 1][2].items() if k != "scoring"} and task_args == VARIANT_STEPS[s - 1][1]
-        if only_scoring and prev is not None:
-            metrics = rescore(prev, task, scoring=pdd_args.get("scoring", "kde"))
+        changes: dict[str, Any] = {}
+        if s > 0 and task_args == VARIANT_STEPS[s - 1][1]:
+            now, before = _effective(pdd_args), _effective(VARIANT_STEPS[s - 1][2])
+            changes = {k: v for k, v in now.items() if k != "variant" and v != before[k]}
+        if changes and set(changes) <= set(SCORING_ONLY) and prev is not None:
+            metrics = rescore(prev, task, **changes)
             model = prev
         else:
             opts = dict(pdd_args)

@@ -318,7 +318,9 @@ def replicate(
             left = estimator.left(pending[i:])
             bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
             start = time.perf_counter()
-            options = {} if run.variant is None else {"variant": run.variant}
+            # PDD variants with the same pre-training (paper, pddlite) share it through a cache
+            options = {} if run.variant is None else {"variant": run.variant,
+                                                      "pretrain_cache": out / prof.name / ".pretrained"}
             row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=prof.name,
                            method=run.method, device=device, data_dir=data_dir, progress=run_progress,
                            split=split, **options)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +66,12 @@ class PDDConfig:
     notebook_tune_batch_size: int | None = None  # the variant's tune-up batch where the profile sets none
     lr: float = 2e-3  # Sec. 5.1's Adam learning rate, both stages
     margin: str = "eq56"  # the margin terms: Eqs. 5-6 ("eq56") or the sample notebook's ("reference")
-    margin_lr: float = 2e-3
+    margin_lr: float = 2e-4
     margin_steps: bool = True  # False: the tune-up's adversarial steps alone (the ablation's control)
     beta: float = 3.0
     q_intra: float = 0.5
     q_inter: float = 0.25
-    bandwidth: float = 0.5
+    bandwidth: float = 0.25
     bandwidth_unit: str = "intra-median"  # "absolute": w = bandwidth; else w = bandwidth x median within-class distance
     adversarial_tuneup: bool = True
     normalization: str = "center-l2"
@@ -77,6 +79,7 @@ class PDDConfig:
     z_std: float = 1.0
     augment_prototypes: bool = False  # random shifts/rotations of the prototypes at every margin step
     recalibrate_bn: bool = False  # BatchNorm statistics from real unlabeled images before embedding
+    ema_decay: float | None = None  # score with a moving average of the tune-up's discriminator weights
     max_train_images: int | None = None
 
     @classmethod
@@ -105,6 +108,8 @@ class PDDConfig:
                 raise PDDLiteError(f"{name} must be a positive number, got {value!r}")
         if not self.beta >= 0:
             raise PDDLiteError(f"beta must be >= 0, got {self.beta}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise PDDLiteError(f"ema_decay must lie in (0, 1) (or be None), got {self.ema_decay!r}")
 
     def architecture(self, image_shape: tuple[int, ...]) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into these networks."""
@@ -124,6 +129,9 @@ class PDD:
         seed: seeds weights, batches and noise; the same seed on the same device gives the same numbers.
         checkpoint: a file to save training state to after every epoch and resume from.
         progress: show tqdm progress bars.
+        pretrain_cache: a folder of pre-trained models keyed by what pre-training depends on (its
+            options, the seed, the unlabeled images). Variants that share their pre-training (the
+            ``paper`` and ``pddlite`` variants do) pre-train once; a cached model is the same model.
         **options: any :class:`PDDConfig` field (``beta``, ``bandwidth``, ``tune_epochs``, ...).
 
     Fitted attributes: ``generator_``, ``discriminator_``, ``prototype_embeddings_``,
@@ -139,6 +147,7 @@ class PDD:
         seed: int = 0,
         checkpoint: str | os.PathLike | None = None,
         progress: bool = True,
+        pretrain_cache: str | os.PathLike | None = None,
         **options: Any,
     ):
         self.profile = get_profile(profile)
@@ -146,6 +155,7 @@ class PDD:
         self.device = resolve_device(device)
         self.seed = int(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.pretrain_cache = Path(pretrain_cache) if pretrain_cache is not None else None
         self.progress = progress
         self.stage_ = "new"
         self.history_: dict[str, list[dict[str, float]]] = {"pretrain": [], "tuneup": []}
@@ -192,6 +202,17 @@ class PDD:
         task = self._prepare(task)
         self._resume()
         sched = self.schedule(task.dataset)
+        cached = None
+        if self.pretrain_cache is not None and self.stage_ == "new":
+            cached = self.pretrain_cache / f"pretrained-{self._pretraining_key(task, sched)}.pt"
+            if cached.exists():
+                state = read_checkpoint(cached)
+                self.generator_.load_state_dict(state["generator"])
+                self.discriminator_.load_state_dict(state["discriminator"])
+                self.history_["pretrain"] = list(state["history"]["pretrain"])
+                self.pretrained_discriminator_state_ = _clone_state(self.discriminator_)
+                self.stage_ = "pretrained"
+                self._save("pretrained", None)
         if self.stage_ in ("new", "pretrain"):
             trainer = GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
                                  device=self.device, seed=self.seed)
@@ -205,8 +226,20 @@ class PDD:
             self.stage_ = "pretrained"
             self._resume_state = None
             self._save("pretrained", None)
+            if cached is not None:
+                _atomic_save(self._state("pretrained", None), cached)
         self.fit_scorer(task)
         return self
+
+    def _pretraining_key(self, task: Task, sched: dict[str, int]) -> str:
+        """A digest of everything pre-training depends on: its options, the seed and the unlabeled images."""
+        c = self.config
+        what = {"layout": c.layout, "width": c.width, "lr": c.lr, "z_std": c.z_std, "seed": self.seed,
+                "epochs": sched["pretrain_epochs"], "batch_size": sched["pretrain_batch_size"],
+                "image_shape": list(task.image_shape), "format": CHECKPOINT_FORMAT}
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode())
+        digest.update(task.train_images.detach().cpu().float().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:24]
 
     def tune_up(self, task: Task) -> "PDD":
         """The margin tune-up on the prototypes (Eqs. 5-6), then the scorer (Eq. 7)."""
@@ -222,7 +255,8 @@ class PDD:
                 margin=c.margin, lr=c.lr, margin_lr=c.margin_lr, margin_steps=c.margin_steps, beta=c.beta,
                 q_intra=c.q_intra, q_inter=c.q_inter, adversarial=c.adversarial_tuneup,
                 normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
-                device=self.device, seed=self.seed + 7919,  # a stream apart from pre-training's
+                ema_decay=c.ema_decay, device=self.device,
+                seed=self.seed + 7919,  # a stream apart from pre-training's
             )
             if self.stage_ == "tuneup" and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
@@ -230,6 +264,8 @@ class PDD:
             trainer.fit(task.train_images, sched["tune_epochs"], sched["tune_batch_size"],
                         self.progress, "PDD tune-up", on_epoch_end=lambda t: self._save("tuneup", t))
             self.history_["tuneup"] = trainer.history
+            if trainer.ema is not None:  # the tuned model is the average of the tune-up's weights
+                self.discriminator_.load_state_dict(trainer.ema.average.state_dict())
             self.stage_ = "done"
             self._resume_state = None
             self._save("done", None)
@@ -402,7 +438,7 @@ class PDD:
         model.config = PDDConfig(**config)
         model.device = resolve_device(device)
         model.seed = int(state["seed"])
-        model.checkpoint, model.progress = None, progress
+        model.checkpoint, model.progress, model.pretrain_cache = None, progress, None
         model._resumed, model._resume_state = True, None
         arch = state["architecture"]
         g, d = make_gan(tuple(arch["image_shape"]), arch["width"], arch["layout"])

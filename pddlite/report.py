@@ -41,18 +41,21 @@ METHOD_LABELS = {
 }
 UNSUPERVISED = ("egbad", "ganomaly", "deepsvdd", "pixel-knn", "pixel-centroid")
 VARIANT_ORDER = ("pddlite", "paper", "reference")
-_STAGES = {"": "", "-pretrain": ", pre-training only", "-adversarial": ", adversarial steps only"}
+_STAGES = {"": "", "-pretrain": ", pre-training only", "-adversarial": ", adversarial steps only",
+           "-inductive": ", inductive UMAP"}
+#: row field prefix of each derived PDD series (the tuned model's own metric has none)
+_STAGE_FIELDS = {"-pretrain": "pretrain_", "-adversarial": "adversarial_only_", "-inductive": "inductive_"}
 DATASET_LABELS = {"mnist": "MNIST", "mnist-5k": "MNIST-5k", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 PROFILE_PREFERENCE = ("paper", "quick", "smoke")
 _MARKERS = {"egbad": "v", "ganomaly": "^", "mcdd": "D", "deepsvdd": "P", "pixel-knn": "x", "pixel-centroid": "+"}
-_STAGE_MARKERS = {"": "o", "-pretrain": "s", "-adversarial": "d"}
+_STAGE_MARKERS = {"": "o", "-pretrain": "s", "-adversarial": "d", "-inductive": "h"}
 
 
 def series_label(series: str) -> str:
     """``pdd-paper-pretrain`` -> ``PDD (paper), pre-training only``; baselines by :data:`METHOD_LABELS`."""
     if series.startswith("pdd-"):
         rest = series[4:]
-        for stage in ("-pretrain", "-adversarial"):
+        for stage in _STAGE_FIELDS:
             if rest.endswith(stage):
                 return f"PDD ({rest[: -len(stage)]}){_STAGES[stage]}"
         return f"PDD ({rest})"
@@ -60,7 +63,7 @@ def series_label(series: str) -> str:
 
 
 def _marker(series: str) -> str:
-    for stage in ("-pretrain", "-adversarial"):
+    for stage in _STAGE_FIELDS:
         if series.startswith("pdd-") and series.endswith(stage):
             return _STAGE_MARKERS[stage]
     return _STAGE_MARKERS[""] if series.startswith("pdd-") else _MARKERS.get(series, "o")
@@ -95,7 +98,7 @@ def _method_order(methods: Iterable[str]) -> list[str]:
     def key(m: str) -> tuple:
         if m.startswith("pdd-"):
             base = m[4:].split("-")[0]
-            stage = next((i for i, st in enumerate(("-pretrain", "-adversarial")) if m.endswith(st)), -1)
+            stage = next((i for i, st in enumerate(_STAGE_FIELDS) if m.endswith(st)), -1)
             return (0, stage, VARIANT_ORDER.index(base) if base in VARIANT_ORDER else 9, m)
         return (1, order.index(m) if m in order else len(order), 0, m)
 
@@ -116,7 +119,8 @@ def collect(rows: Iterable[dict[str, Any]], dataset: str, metric: str) -> dict[s
 
     ``metric`` is ``"auroc"`` or ``"auprc"``. A PDD row of variant v gives the series ``pdd-v``,
     and ``pdd-v-pretrain`` and ``pdd-v-adversarial`` from its ``pretrain_<metric>`` and
-    ``adversarial_only_<metric>`` values (the isolated ablation of Figs. 9-11).
+    ``adversarial_only_<metric>`` values (the isolated ablation of Figs. 9-11), and, for the
+    transductive sample-notebook scoring, ``pdd-v-inductive`` from ``inductive_<metric>``.
     """
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
@@ -128,10 +132,9 @@ def collect(rows: Iterable[dict[str, Any]], dataset: str, metric: str) -> dict[s
                 out[row["method"]][label].append(float(row[metric]))
             continue
         name = f"pdd-{_variant(row)}"
-        for suffix, field in (("", metric), ("-pretrain", f"pretrain_{metric}"),
-                              ("-adversarial", f"adversarial_only_{metric}")):
-            if row.get(field) is not None:
-                out[name + suffix][label].append(float(row[field]))
+        for suffix, prefix in (("", ""), *_STAGE_FIELDS.items()):
+            if row.get(prefix + metric) is not None:
+                out[name + suffix][label].append(float(row[prefix + metric]))
     return out
 
 

@@ -2,18 +2,22 @@
 
 Two families of margin terms, selected by ``margin``:
 
-``"eq56"`` (Eqs. 5-6, the ``paper`` and ``pddlite`` variants): after each batch of continued adversarial training on the unlabeled data
-(``adversarial=True``, the default) the discriminator's feature layers take one Adam step on
+``"eq56"`` (Eqs. 5-6, the ``paper`` and ``pddlite`` variants): after each batch of continued
+adversarial training on the unlabeled data (``adversarial=True``, the default) the
+discriminator's feature layers take one Adam step on
 L = L_intra + beta * L_inter over all embedded prototypes. Continued adversarial training keeps
 the features anchored to the whole unlabeled set; without it the margin loss sees only the
 K x N prototypes and over-fits them (measured: see the README). ``adversarial=False`` runs the
 margin steps alone; ``margin_steps=False`` runs the adversarial steps alone (the control of the
 ablation: it separates the margin loss from the tune-up's extra epochs of adversarial training).
 ``augment=True`` draws a random small shift and rotation of every prototype at every margin step
-(:func:`pddlite.augment.random_affine`; beyond the paper).
+(:func:`pddlite.augment.random_affine`; beyond the paper). ``ema_decay`` keeps an exponential
+moving average of the discriminator's weights over the tune-up's steps (:class:`pddlite.ema.
+WeightAverage`, beyond the paper) in ``trainer.ema.average``.
 
-``"reference"`` (the authors' sample notebook, the ``reference`` variant): per batch one discriminator and one generator step
-(the generator on twice the batch of fakes, at twice the learning rate), then the notebook's terms
+``"reference"`` (the authors' sample notebook, the ``reference`` variant): per batch one
+discriminator and one generator step (the generator on twice the batch of fakes, at twice the
+learning rate), then the notebook's terms
 on squared distances (:func:`pddlite.losses.reference_intra_loss` on even epochs,
 :func:`pddlite.losses.reference_inter_loss` on odd epochs), each with its own Adam optimiser at
 1% and 0.1% of the base learning rate, prototypes embedded in train mode as the notebook does.
@@ -28,6 +32,7 @@ from torch import nn
 
 from .augment import random_affine
 from .device import autocast
+from .ema import WeightAverage
 from .embedding import bn_mode, normalize
 from .errors import PDDLiteError
 from .gan import GANTrainer, adam
@@ -56,6 +61,7 @@ class TuneUpTrainer(GANTrainer):
         normalization: str = "center-l2",
         z_std: float = 1.0,
         augment: bool = False,
+        ema_decay: float | None = None,
         device: torch.device | str = "cpu",
         seed: int = 0,
     ):
@@ -71,6 +77,10 @@ class TuneUpTrainer(GANTrainer):
         self.adversarial, self.normalization = adversarial, normalization
         self.augment = bool(augment)
         self.augment_generator = torch.Generator().manual_seed(seed + 2)
+        self.ema = None
+        if ema_decay is not None:
+            self.ema = WeightAverage(discriminator, ema_decay).to(self.device)
+            self.modules["ema"] = self.ema  # saved and restored with the trainer's state
         features = list(discriminator.body.parameters())
         if not notebook:
             self.optimizers["margin"] = adam(features, margin_lr, betas)
@@ -118,4 +128,7 @@ class TuneUpTrainer(GANTrainer):
             loss_d, loss_g = self.step(batch, fake_factor=2 if self.margin == "reference" else 1)
         else:
             loss_d = loss_g = zero
-        return loss_d, loss_g, self.margin_step() if self.margin_steps else zero
+        loss_margin = self.margin_step() if self.margin_steps else zero
+        if self.ema is not None:
+            self.ema.update()
+        return loss_d, loss_g, loss_margin

@@ -37,8 +37,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         augment_prototypes=False, recalibrate_bn=False, notebook_tune_batch_size=100,
     ),
     "pddlite": dict(
-        layout="paper", keep_prototypes=False, z_std=1.0, lr=2e-3, margin="eq56", margin_lr=2e-3,
-        normalization="center-l2", bandwidth=0.5, bandwidth_unit="intra-median", scoring="kde",
+        layout="paper", keep_prototypes=False, z_std=1.0, lr=2e-3, margin="eq56", margin_lr=2e-4,
+        normalization="center-l2", bandwidth=0.25, bandwidth_unit="intra-median", scoring="kde",
         augment_prototypes=False, recalibrate_bn=False,
     ),
 }

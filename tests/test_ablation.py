@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pddlite import PDD, PDDLiteError, ablation, make_task
+from pddlite.variants import differences
 from pddlite.metrics import evaluate
 
 TINY = {"max_train_images": 128, "pretrain_batch_size": 64, "tune_batch_size": 64}
@@ -173,15 +174,23 @@ def test_sweep_refuses_unknown_and_doubled_parameters(pretrained, task):
 # --------------------------------------------------------------------------- paper -> sample notebook
 
 
-def test_variant_steps_table_is_cumulative():
-    labels = [s[0] for s in ablation.VARIANT_STEPS]
-    assert labels[0].startswith("paper") and labels[-1].startswith("sample notebook")
-    assert ablation.VARIANT_STEPS[-1][2] == {"variant": "reference"}
-    # every step but the last changes one thing relative to the step before
-    for (_, ta, pa), (_, tb, pb) in zip(ablation.VARIANT_STEPS[:-2], ablation.VARIANT_STEPS[1:-1]):
-        changed = {k for k in set(ta) | set(tb) if ta.get(k) != tb.get(k)} | \
-                  {k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k)}
-        assert len(changed) == 1
+def test_variant_steps_walk_from_pddlite_through_the_paper_one_change_at_a_time():
+    steps = ablation.VARIANT_STEPS
+    labels = [s[0] for s in steps]
+    assert labels[0].startswith("pddlite") and labels[-1].startswith("sample notebook")
+    assert steps[0][2] == {"variant": "pddlite"} and steps[-1][2] == {"variant": "reference"}
+    paper = [i for i, s in enumerate(steps) if s[0].startswith("paper")]
+    assert len(paper) == 1 and steps[paper[0]][2] == {"variant": "paper"}
+    # every step but the last changes one thing: a task argument, or one group of PDD fields
+    groups = {frozenset(g) for g in ablation.DEPARTURE_LABELS} | {frozenset({"scoring"})}
+    for (_, ta, pa), (_, tb, pb) in zip(steps[:-2], steps[1:-1]):
+        task_changed = {k for k in set(ta) | set(tb) if ta.get(k) != tb.get(k)}
+        ea, eb = ablation._effective(pa), ablation._effective(pb)
+        fields = frozenset(k for k in ea if k != "variant" and ea[k] != eb[k])
+        assert (len(task_changed) == 1 and not fields) or (not task_changed and fields in groups), (pa, pb)
+    # the departures walked are exactly those of the presets
+    walked = set().union(*(set(g) for g in ablation.DEPARTURE_LABELS if set(g) & set(differences("pddlite", "paper"))))
+    assert set(differences("pddlite", "paper")) <= walked
 
 
 def test_variant_steps_runs_and_rescoring_step(monkeypatch):
@@ -201,12 +210,13 @@ def test_variant_steps_rescores_when_only_the_scoring_changes(monkeypatch):
     monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile("tiny", 0.125, 0.0, 1, 96, 48, "test"))
     calls = []
 
-    def fake_rescore(model, task, bandwidth=None, scoring="kde"):
+    def fake_rescore(model, task, bandwidth=None, scoring="kde", **options):
         calls.append((model.config.normalization, scoring, task.shots))
         return {"auroc": 0.5, "auprc": 0.1}
 
     monkeypatch.setattr(ablation, "rescore", fake_rescore)
-    rows = ablation.variant_steps(profile="tiny", device="cpu", steps=[3, 4], progress=False)
-    assert [r["step"] for r in rows] == [3, 4]
-    assert calls == [("none", "umap", 10)]  # step 4 = step 3's model, scored the notebook's way
+    umap = next(i for i, s in enumerate(ablation.VARIANT_STEPS) if s[2].get("scoring") == "umap")
+    rows = ablation.variant_steps(profile="tiny", device="cpu", steps=[umap - 1, umap], progress=False)
+    assert [r["step"] for r in rows] == [umap - 1, umap]
+    assert calls == [("none", "umap", 10)]  # the umap step = the step before's model, scored the notebook's way
     assert rows[1]["auroc"] == 0.5

@@ -57,6 +57,33 @@ def test_grid_runs_covers_every_cell_in_a_fixed_order():
     assert [(r.anomaly, r.rep) for r in some] == [(1, 4), (3, 4), (1, 7), (3, 7)]
 
 
+def test_pdd_runs_once_per_variant_and_baselines_once():
+    runs = grid_runs(["mnist"], ["pdd", "mcdd"], reps=1, anomalies=[0], variants=["pddlite", "paper", "reference"])
+    assert [(r.method, r.variant) for r in runs] == [
+        ("pdd", "pddlite"), ("pdd", "paper"), ("pdd", "reference"), ("mcdd", None)]
+    assert [r.name for r in runs] == ["pdd-pddlite", "pdd-paper", "pdd-reference", "mcdd"]
+    paths = {r.path("out", "quick") for r in runs}
+    assert len(paths) == 4 and Path("out/quick/mnist/pdd-paper/anomaly0_rep0_shots20.json") in paths
+    # validation rows have files of their own
+    assert runs[0].path("out", "quick", split="validation").name == "anomaly0_rep0_shots20_validation.json"
+    with pytest.raises(PDDLiteError, match="unknown variant 'papr'"):
+        grid_runs(["mnist"], ["pdd"], 1, variants=["papr"])
+
+
+def test_the_grid_scores_validation_tasks_apart(tmp_path, monkeypatch):
+    seen: list = []
+
+    def run(task, profile, seed, device, progress=True, **options):
+        seen.append((task.split, options.get("variant")))
+        return {"auroc": 0.5, "auprc": 0.1}
+
+    monkeypatch.setitem(METHODS, "fake_v", run)
+    rows = replicate(["mnist-5k"], ["fake_v"], reps=1, anomalies=[3], profile="smoke", out_dir=tmp_path,
+                     device="cpu", progress=False, split="validation")
+    assert seen == [("validation", None)] and rows[0]["split"] == "validation"
+    assert [p.name for p in json_files(tmp_path)] == ["anomaly3_rep0_shots20_validation.json"]
+
+
 def test_grid_runs_refuses_unknown_names_in_one_line():
     with pytest.raises(PDDLiteError, match=r"unknown method 'nosuch'; choose from: .*deepsvdd, egbad, ganomaly, mcdd, pdd"):
         grid_runs(["mnist"], ["pdd", "nosuch"], 1)

@@ -157,19 +157,25 @@ def test_use_before_fit_and_wrong_inputs(task, fitted):
 
 
 @pytest.mark.slow
-def test_quick_profile_tune_up_raises_auroc_and_auprc():
-    """The quick profile on mnist-5k, anomaly 1 (fixed seed, CPU), end to end.
+def test_quick_pddlite_tune_up_raises_auroc_and_auprc_on_a_validation_task():
+    """The quick profile, pddlite variant, on the validation task of mnist-5k anomaly 9 (seed 0, CPU).
 
-    Measured with torch 2.14 on the CPU: AUROC 0.748 -> 0.810 and AUPRC 0.200 -> 0.211 from
-    pre-training to tune-up (chance: 0.5 and 0.1). The AUROC margins leave room for numerical
-    differences across platforms; the AUPRC gain of this seed is small (README, measurement 5).
+    A validation task, never the test split: this is where pddlite's defaults were chosen.
+    Measured with torch 2.14 on the CPU (experiments/results/screen.jsonl): AUROC 0.806 -> 0.857
+    and AUPRC 0.222 -> 0.295 from pre-training to tune-up; the margins below are half the gains,
+    and the pixel-space baselines score 0.53 (kNN) and 0.72 (centroid) AUROC on this task.
     """
-    from pddlite.experiment import run_task
+    from pddlite import make_validation_task
+    from pddlite.metrics import evaluate
 
-    row = run_task("mnist-5k", anomaly=1, shots=20, seed=0, profile="quick", device="cpu", progress=False)
-    assert row["auprc"] > row["pretrain_auprc"]
-    assert row["auroc"] > row["pretrain_auroc"] + 0.03
-    assert row["auroc"] > 0.75 and row["auprc"] > 0.15
+    task = make_validation_task("mnist-5k", anomaly=9, shots=20, seed=0)
+    model = PDD(profile="quick", device="cpu", seed=0, progress=False).pretrain(task)
+    before = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
+    model.tune_up(task)
+    after = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
+    assert after["auroc"] > before["auroc"] + 0.025
+    assert after["auprc"] > before["auprc"] + 0.035
+    assert after["auroc"] > 0.80
 
 
 def test_copy_with_changes_options_and_leaves_the_original(task):

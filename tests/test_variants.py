@@ -94,3 +94,38 @@ def test_margin_steps_off_is_the_adversarial_only_control(task):
     assert all(h["loss_margin"] == 0.0 for h in control.history_["tuneup"])
     tuned = base.copy_with().tune_up(task)
     assert all(h["loss_margin"] > 0.0 for h in tuned.history_["tuneup"])
+
+
+def test_variants_with_the_same_pretraining_share_it_through_the_cache(task, tmp_path, monkeypatch):
+    from pddlite import gan
+
+    first = PDD(profile="smoke", variant="paper", device="cpu", progress=False, seed=4, pretrain_cache=tmp_path)
+    first.pretrain(task)
+    assert len(list(tmp_path.glob("pretrained-*.pt"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached pre-training must not run again")
+
+    monkeypatch.setattr(gan.EpochTrainer, "fit", fail)
+    second = PDD(profile="smoke", variant="pddlite", device="cpu", progress=False, seed=4, pretrain_cache=tmp_path)
+    second.pretrain(task)
+    for a, b in zip(first.discriminator_.state_dict().values(), second.discriminator_.state_dict().values()):
+        assert torch.equal(a, b)
+    assert second.history_["pretrain"] == first.history_["pretrain"] and second.stage_ == "pretrained"
+    monkeypatch.undo()
+    # another seed, or other unlabeled images, is another pre-training
+    PDD(profile="smoke", device="cpu", progress=False, seed=5, pretrain_cache=tmp_path).pretrain(task)
+    assert len(list(tmp_path.glob("pretrained-*.pt"))) == 2
+
+
+def test_a_moving_average_of_the_tune_up_is_the_tuned_model(task, tmp_path):
+    base = PDD(profile="smoke", device="cpu", progress=False, seed=2).pretrain(task)
+    plain = base.copy_with().tune_up(task)
+    averaged = base.copy_with(ema_decay=0.5, checkpoint=tmp_path / "ema.pt").tune_up(task)
+    assert not np.allclose(plain.decision_function(task.test_images), averaged.decision_function(task.test_images))
+    # a finished checkpoint holds the averaged weights: loading it scores the same
+    again = base.copy_with(ema_decay=0.5, checkpoint=tmp_path / "ema.pt").tune_up(task)
+    np.testing.assert_array_equal(again.decision_function(task.test_images),
+                                  averaged.decision_function(task.test_images))
+    with pytest.raises(PDDLiteError, match="ema_decay must lie in"):
+        PDD(ema_decay=1.5)
