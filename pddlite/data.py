@@ -342,7 +342,13 @@ def split_task(
     keep = torch.isin(train_labels, torch.tensor(normal_classes))
     if remove_prototypes:
         keep[proto_idx_t] = False
-    anomaly_t = torch.tensor(anomaly_classes)
+    return _assemble(train_images, train_labels, keep, proto_idx_t, test_images, test_labels, anomaly_classes,
+                     normal_classes, shots, seed, dataset, class_names, "test", device)
+
+
+def _assemble(train_images, train_labels, keep, proto_idx, test_images, test_labels, anomaly_classes,
+              normal_classes, shots, seed, dataset, class_names, split, device) -> Task:
+    """The Task of unlabeled images ``train[keep]``, prototypes ``train[proto_idx]`` and a scored split."""
     task = Task(
         dataset=dataset,
         anomaly_classes=anomaly_classes,
@@ -351,12 +357,13 @@ def split_task(
         seed=int(seed),
         train_images=train_images[keep],
         train_labels=train_labels[keep],
-        prototype_images=train_images[proto_idx_t],
-        prototype_labels=train_labels[proto_idx_t],
+        prototype_images=train_images[proto_idx],
+        prototype_labels=train_labels[proto_idx],
         test_images=test_images,
         test_labels=test_labels,
-        test_is_anomaly=torch.isin(test_labels, anomaly_t),
+        test_is_anomaly=torch.isin(test_labels, torch.tensor(anomaly_classes)),
         class_names=tuple(class_names),
+        split=split,
     )
     return task.to(device) if device is not None else task
 
@@ -447,23 +454,8 @@ def split_validation_task(
     if remove_prototypes:
         keep[proto_idx] = False
     val_idx = torch.cat([held_normal, held_anomaly]).sort().values
-    task = Task(
-        dataset=dataset,
-        anomaly_classes=anomaly_classes,
-        normal_classes=normal_classes,
-        shots=int(shots),
-        seed=int(seed),
-        train_images=train_images[keep],
-        train_labels=train_labels[keep],
-        prototype_images=train_images[proto_idx],
-        prototype_labels=train_labels[proto_idx],
-        test_images=train_images[val_idx],
-        test_labels=train_labels[val_idx],
-        test_is_anomaly=is_anomaly[val_idx],
-        class_names=tuple(class_names),
-        split="validation",
-    )
-    return task.to(device) if device is not None else task
+    return _assemble(train_images, train_labels, keep, proto_idx, train_images[val_idx], train_labels[val_idx],
+                     anomaly_classes, normal_classes, shots, seed, dataset, class_names, "validation", device)
 
 
 def make_validation_task(

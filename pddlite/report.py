@@ -105,6 +105,10 @@ def _method_order(methods: Iterable[str]) -> list[str]:
     return sorted(set(methods), key=key)
 
 
+def _repetitions(n: int) -> str:
+    return f"{n} repetition" + ("" if n == 1 else "s")
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof = 1; 0 for a single value)."""
     n = len(values)
@@ -227,7 +231,7 @@ def metric_figure(
     n_reps = sorted({len(v) for m in methods for v in data[m].values()})
     reps = f"{n_reps[0]}" if len(n_reps) == 1 else f"{n_reps[0]}-{n_reps[-1]}"
     ax.set_title((title or f"{metric.upper()}: {DATASET_LABELS.get(dataset, dataset)}")
-                 + f"  (mean \u00b1 std over {reps} repetitions)", fontsize=10)
+                 + f"  (mean \u00b1 std over {reps} repetition{'' if reps == '1' else 's'})", fontsize=10)
     return fig
 
 
@@ -292,7 +296,7 @@ def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None, sp
             counts = {len(v) for m in methods for v in data[m].values()}
             show_n = len(counts) > 1
             lines += ["", f"## {DATASET_LABELS.get(dataset, dataset)}: {metric.upper()}"
-                      + (f" ({counts.pop()} repetitions)" if not show_n and counts else ""), ""]
+                      + (f" ({_repetitions(counts.pop())})" if not show_n and counts else ""), ""]
             lines.append("| anomaly | " + " | ".join(series_label(m) for m in methods) + " |")
             lines.append("|---|" + "---|" * len(methods))
             class_means: dict[str, list[float]] = defaultdict(list)

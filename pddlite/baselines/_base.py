@@ -200,11 +200,7 @@ def scaled_epochs(profile: Profile, epochs: int, method: str | None = None) -> i
 def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:
     """The ``run_task`` runner of a baseline: fit on the task, score its test split."""
     def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
-        variant = options.pop("variant", None)
-        if variant is not None:
-            raise PDDLiteError(f"{cls.method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
-        if options.pop("checkpoint", None) is not None:
-            raise PDDLiteError(f"checkpoints are for PDD; {cls.method} trains in one go (drop --checkpoint)")
+        refuse_pdd_options(cls.method, options)
         model = cls(profile=profile, device=device, seed=seed, progress=progress, **options).fit(task)
         metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
         return {**metrics, "model": model}
@@ -212,6 +208,15 @@ def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:
     run.__name__ = f"run_{cls.method}"
     run.__doc__ = f"{cls.__name__}: fit on the task's training data, AUROC/AUPRC on its test split."
     return run
+
+
+def refuse_pdd_options(method: str, options: dict[str, Any]) -> None:
+    """Take PDD's ``variant`` and ``checkpoint`` out of a baseline's options, refusing any value."""
+    variant = options.pop("variant", None)
+    if variant is not None:
+        raise PDDLiteError(f"{method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
+    if options.pop("checkpoint", None) is not None:
+        raise PDDLiteError(f"checkpoints are for PDD; {method} has none (drop --checkpoint)")
 
 
 def unknown_options(cls: type, options: dict[str, Any]) -> None:

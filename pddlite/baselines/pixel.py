@@ -24,7 +24,7 @@ from ..data import Task
 from ..errors import PDDLiteError
 from ..experiment import register_method
 from ..metrics import evaluate
-from ._base import check_shape
+from ._base import check_shape, refuse_pdd_options
 
 
 class _PixelDetector:
@@ -105,11 +105,7 @@ class PixelCentroid(_PixelDetector):
 
 def _runner(cls: type[_PixelDetector]):
     def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
-        variant = options.pop("variant", None)
-        if variant is not None:
-            raise PDDLiteError(f"{cls.method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
-        if options.pop("checkpoint", None) is not None:
-            raise PDDLiteError(f"{cls.method} trains nothing and has no checkpoint (drop --checkpoint)")
+        refuse_pdd_options(cls.method, options)
         model = cls(**options).fit(task)
         return {**evaluate(task.test_is_anomaly, model.decision_function(task.test_images)), "model": model}
 
