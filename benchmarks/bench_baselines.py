@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pddlite.baselines import DeepSVDD, EGBAD, GANomaly, MCDD  # noqa: E402
 from pddlite.baselines.deepsvdd import AutoencoderTrainer, SVDDTrainer  # noqa: E402
-from pddlite.baselines.mcdd import MCDDTrainer  # noqa: E402
+from pddlite.baselines.mcdd import MCDDTrainer, resolve_recipe  # noqa: E402
 from pddlite.device import resolve_device, seed_everything  # noqa: E402
 from pddlite.gan import GANTrainer  # noqa: E402
 from pddlite.nets import init_weights, make_gan  # noqa: E402
@@ -77,19 +77,20 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
     if method in ("egbad", "ganomaly"):
         model = {"egbad": EGBAD, "ganomaly": GANomaly}[method](profile=profile, device=str(device), progress=False)
         model._build(shape, 0)
-        sched = model.schedule(dataset)
+        sched = model.schedule(dataset, n_images)
         return [{"stage": "training", "trainer": model.trainer_, "batch": sched["batch_size"], "epochs": sched["epochs"]}]
     if method == "mcdd":
         model = MCDD(profile=profile, device=str(device), progress=False)
         model._build(shape, NORMAL_CLASSES)
-        sched = model.schedule(dataset)
+        sched = model.schedule(dataset, n_images)
         labels = torch.randint(0, NORMAL_CLASSES, (n_images,), device=device)
-        trainer = MCDDTrainer(model.net_, labels, lr=model.lr, device=device)
+        trainer = MCDDTrainer(model.net_, labels, recipe=resolve_recipe(model.recipe, shape), lr=model.lr,
+                              reg_lambda=model.reg_lambda, epochs=sched["epochs"], device=device)
         return [{"stage": "training", "trainer": trainer, "batch": sched["batch_size"], "epochs": sched["epochs"]}]
     if method == "deepsvdd":
         model = DeepSVDD(profile=profile, device=str(device), progress=False)
         model._build(shape, 0)
-        sched = model.schedule(dataset)
+        sched = model.schedule(dataset, n_images)
         center = torch.full((model.encoder_.rep_dim,), 0.1, device=device)
         return [
             {"stage": "autoencoder", "batch": sched["batch_size"], "epochs": sched["ae_epochs"],

@@ -1,9 +1,10 @@
-"""An exponential moving average of a network's weights (Polyak averaging), for the tune-up.
+"""An exponential moving average of a network's weights (Polyak averaging).
 
-GAN discriminator features are a moving target: from one epoch to the next of the same run, the
-AUROC of Eq. 7 on a validation task swings by up to 0.1 (see the README). Scoring with an average
-of the weights over the last steps, instead of the last step's weights, removes most of that
-swing without changing the training itself. Beyond the paper.
+Two users. The PDD tune-up (an option, beyond the paper): GAN discriminator features are a moving
+target, and from one epoch to the next of the same run the AUROC of Eq. 7 on a validation task
+swings by up to 0.1 (see the README); scoring with an average of the weights over the last steps
+removes most of that swing without changing the training. EGBAD (its public code scores with
+such averages, see :mod:`pddlite.baselines.egbad`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ class WeightAverage(nn.Module):
     @torch.no_grad()
     def update(self) -> None:
         source = self._source[0]
-        n = int(self.updates)
-        d = min(self.decay, (1.0 + n) / (10.0 + n))
+        # the decay as a tensor on the weights' device: no host sync per optimiser step
+        n = self.updates.to(torch.float32)
+        d = torch.clamp((1.0 + n) / (10.0 + n), max=self.decay)
         for a, p in zip(self.average.parameters(), source.parameters()):
-            a.lerp_(p.detach(), 1.0 - d)
+            a.lerp_(p.detach(), (1.0 - d).to(a.dtype))
         for a, b in zip(self.average.buffers(), source.buffers()):
             a.copy_(b)
         self.updates += 1

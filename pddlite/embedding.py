@@ -82,19 +82,42 @@ def prototype_center(discriminator: nn.Module, prototypes: torch.Tensor) -> torc
     return embed(discriminator, prototypes, "none").mean(dim=0)
 
 
+@contextlib.contextmanager
+def fresh_batchnorm_statistics(*modules: nn.Module) -> Iterator[None]:
+    """Inside the block, the BatchNorm layers of ``modules`` start their running statistics afresh
+    and accumulate the plain average of every batch they see (train mode, momentum ``None``);
+    on leaving, each layer's momentum and each module's mode are restored. Weights are not touched.
+    """
+    norms = [m for module in modules for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    modes = [module.training for module in modules]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    for module in modules:
+        module.train()
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        for module, was in zip(modules, modes):
+            module.train(was)
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(module: nn.Module, images: torch.Tensor, batch_size: int = 200) -> nn.Module:
     """Recompute every BatchNorm layer's running statistics from ``images`` alone, in place.
 
     During GAN training a discriminator's running statistics average over real and generated
     batches (two of every three forward passes see fakes), so in eval mode f(x) normalises real
-    images with statistics that are mostly those of generated ones. This pass resets them and
-    accumulates the plain average over ``images`` (momentum ``None``), then restores the layers'
-    momentum and the module's mode. Weights are not touched. Beyond the paper.
+    images with statistics that are mostly those of generated ones. This pass replaces them by the
+    plain average over ``images`` (:func:`fresh_batchnorm_statistics`). Beyond the paper.
     """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return module
+    with fresh_batchnorm_statistics(module), autocast(images.device):
+        for part in images.split(batch_size):
+            module(part)
+    return module
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

@@ -44,6 +44,7 @@ class EpochTrainer:
 
     def __init__(self, device: torch.device, seed: int, z_std: float):
         self.device = device
+        self.seed = int(seed)
         self.z_std = float(z_std)
         self.epoch = 0
         self.history: list[dict[str, float]] = []

@@ -3,8 +3,9 @@
 * ``paper``: the networks of Tables 3-4 at full width, the batch sizes and epochs of Table 2, and
   the hyper-parameters of Sec. 5.1 (beta 3, w 10, q_intra 0.5, q_inter 0.25, Adam).
 * ``quick``: a CPU-feasible run with real learning: half-width networks, 8 epochs of pre-training
-  and 3 of tune-up at Table 2's batch size (a quarter of Table 2's epochs for the baselines), and at
-  most 10,000 unlabeled training images.
+  and 3 of tune-up at Table 2's batch size, the baselines sized by optimiser steps
+  (:data:`QUICK_STEPS`, about 3 minutes each on 2 CPU cores), and at most 10,000 unlabeled
+  training images.
 * ``smoke``: seconds, for continuous integration: tiny networks, one epoch on 512 images.
 
 The profile can also come from the ``PDDLITE_PROFILE`` environment variable.
@@ -40,25 +41,49 @@ class Profile:
     batch_size: int | None  # None: Table 2's batch size
     description: str
     fixed_epochs: dict[str, int] = field(default_factory=dict)  # per method, instead of the fraction
+    steps: dict[str, int] = field(default_factory=dict)  # per method: this many optimiser steps, not the fraction
 
-    def schedule(self, method: str, dataset: str) -> tuple[int, int]:
-        """(batch size, epochs) for ``method`` (a key of :data:`TABLE2`) on ``dataset``."""
+    def schedule(self, method: str, dataset: str, n_images: int | None = None) -> tuple[int, int]:
+        """(batch size, epochs) for ``method`` (a key of :data:`TABLE2`) on ``dataset``. Where the
+        profile sizes the method by optimiser steps (``steps``) and the number of training images
+        is given, the epochs that make those steps; otherwise Table 2's epochs scaled."""
         if method not in TABLE2:
             raise PDDLiteError(f"no Table 2 entry for {method!r}; known: {', '.join(TABLE2)}")
         key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
         key = "mnist" if key == "mnist-5k" else key
         batch, epochs = TABLE2[method][key]
+        batch = self.batch_size or batch
         epochs = self.fixed_epochs.get(method, max(self.min_epochs, int(round(epochs * self.epoch_fraction))))
-        return (self.batch_size or batch), epochs
+        return batch, self.epochs_for_steps(method, epochs, batch, n_images)
 
+    def epochs_for_steps(self, method: str, epochs: int, batch_size: int, n_images: int | None) -> int:
+        """The fewest epochs with at least ``steps[method]`` optimiser steps over ``n_images``
+        (full batches only, as :func:`pddlite.data.batches` draws them); ``epochs`` where the
+        profile gives the method no step count or the number of images is unknown."""
+        want = self.steps.get(method)
+        if not want or not n_images:
+            return epochs
+        per_epoch = max(1, n_images // min(batch_size, n_images))
+        return max(1, -(-want // per_epoch))
+
+
+#: The optimiser steps of each baseline in ``quick``, whatever the number of training images (a
+#: quarter of Table 2's epochs gave GANomaly 132 generator steps on 10,000 images but 36 on
+#: mnist-5k). Each is sized to about ``quick``'s budget of 3 minutes per task on 2 CPU cores, from
+#: ``benchmarks/bench_baselines.py --profile quick --datasets mnist-5k`` (seconds per step:
+#: GANomaly 1.15 at batch 300, EGBAD 0.46 at batch 100, MCDD 0.024, Deep SVDD 0.06 + 0.03), so
+#: GANomaly gets the fewest. PDD keeps its own 8 + 3 epochs (chosen on validation tasks).
+QUICK_STEPS: dict[str, int] = {
+    "egbad": 400, "ganomaly": 150, "mcdd": 2000, "deepsvdd": 1500, "deepsvdd-autoencoder": 1500,
+}
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", 1.0, 1.0, 1, None, None,
                      "Table 2 batch sizes and epochs, full-width Table 3/4 networks (a GPU run)"),
     "quick": Profile("quick", 0.5, 0.25, 2, 10_000, None,
-                     "half-width networks, 8 + 3 PDD epochs (a quarter of Table 2's for the baselines), "
-                     "<= 10,000 training images (CPU, minutes)",
-                     {"pdd-pretrain": 8, "pdd-tuneup": 3}),
+                     "half-width networks, 8 + 3 PDD epochs (baselines: a quarter of Table 2's epochs, "
+                     "or QUICK_STEPS optimiser steps), <= 10,000 training images (CPU, minutes)",
+                     {"pdd-pretrain": 8, "pdd-tuneup": 3}, QUICK_STEPS),
     "smoke": Profile("smoke", 0.125, 0.0, 1, 512, 64,
                      "tiny networks, one epoch on 512 images (seconds; for CI)"),
 }

@@ -1,9 +1,9 @@
-"""Tests of pddlite.augment.random_affine: identity at zero, exact integer shifts, the fill value."""
+"""Tests of pddlite.augment: identity at zero, exact integer shifts, the fill value, crops and flips."""
 
 import pytest
 import torch
 
-from pddlite.augment import random_affine
+from pddlite.augment import random_affine, random_crop_flip
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -32,3 +32,23 @@ def test_views_differ_per_image_and_repeat_with_the_seed():
     b = random_affine(x, torch.Generator().manual_seed(1))
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, x) and a.min() >= -1.0 - 1e-5 and a.max() <= 1.0 + 1e-5
+
+
+def test_crop_flip_without_padding_is_the_image_or_its_mirror():
+    x = torch.rand(16, 3, 8, 8)
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), pad=0)
+    mirrored = torch.tensor([torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x)])
+    same = torch.tensor([torch.equal(o, xi) for o, xi in zip(out, x)])
+    assert bool((mirrored | same).all()) and 0 < int(mirrored.sum()) < 16
+
+
+def test_crop_is_an_exact_whole_pixel_shift_with_background_fill(monkeypatch):
+    x = torch.full((1, 1, 6, 6), -1.0)
+    x[0, 0, 2, 3] = 1.0
+    # offsets (row 0, col 2) with pad 1: the crop starts one row above and one column right
+    monkeypatch.setattr(torch, "randint", lambda *a, **k: torch.tensor([[0, 2]]))
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.tensor([0.9]))  # no flip
+    out = random_crop_flip(x, torch.Generator(), pad=1)
+    assert out.shape == x.shape
+    assert out[0, 0, 3, 2] == 1.0 and int((out == 1.0).sum()) == 1
+    assert torch.equal(out[0, 0, 0], torch.full((6,), -1.0))  # the padded row above

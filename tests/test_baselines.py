@@ -77,13 +77,14 @@ def test_scores_are_computed_in_eval_mode(task, cls):
     """In eval mode an image's score does not depend on the other images of the batch."""
     model = cls(profile="smoke", device="cpu", progress=False).fit(task)
     x = task.test_images[:300]
+    modes = [m.training for m in model._scoring_modules()]
     alone = model.decision_function(x[:5])
     within = model.decision_function(x)[:5]
     np.testing.assert_allclose(alone, within, rtol=1e-4, atol=1e-5)
     again = model.decision_function(x[:5])
     np.testing.assert_array_equal(alone, again)
-    for m in model._scoring_modules():
-        assert m.training  # left in train mode as found (eval only while scoring)
+    # left in the mode they were found in (eval only while scoring)
+    assert [m.training for m in model._scoring_modules()] == modes
 
 
 def test_same_seed_same_scores(task):
@@ -110,6 +111,42 @@ def test_table2_schedules_at_paper_settings():
     quick = get_profile("quick")
     assert EGBAD(profile=quick, device="cpu").schedule("mnist") == {"batch_size": 100, "epochs": quick.schedule("egbad", "mnist")[1]}
     assert MCDD(profile=paper, device="cpu", epochs=3, batch_size=7).schedule("mnist") == {"batch_size": 7, "epochs": 3}
+
+
+def test_quick_baselines_are_sized_by_optimiser_steps_not_by_epochs():
+    from pddlite.profiles import QUICK_STEPS
+
+    quick = get_profile("quick")
+    for n in (2736, 8820):  # unlabeled training images: mnist-5k and 10,000 MNIST images less 1,000 + 180
+        for cls in (EGBAD, GANomaly, MCDD):
+            sched = cls(profile=quick, device="cpu").schedule("mnist-5k", n)
+            steps = sched["epochs"] * (n // sched["batch_size"])
+            per_epoch = n // sched["batch_size"]
+            assert QUICK_STEPS[cls.method] <= steps < QUICK_STEPS[cls.method] + per_epoch, (cls.method, n)
+        svdd = DeepSVDD(profile=quick, device="cpu").schedule("mnist-5k", n)
+        assert svdd["epochs"] * (n // 200) >= QUICK_STEPS["deepsvdd"]
+        assert svdd["ae_epochs"] * (n // 200) >= QUICK_STEPS["deepsvdd-autoencoder"]
+        assert svdd["milestone"] == round(50 * svdd["epochs"] / 150)  # the drop stays at a third
+    # a quarter of Table 2's 15 epochs would be 4 epochs of 9 batches on mnist-5k
+    assert GANomaly(profile=quick, device="cpu").schedule("mnist-5k") == {"batch_size": 300, "epochs": 4}
+    assert GANomaly(profile=quick, device="cpu").schedule("mnist-5k", 2736)["epochs"] == 17  # 150 / 9 steps
+    # the paper profile is Table 2 as written, whatever the data size
+    assert GANomaly(profile="paper", device="cpu").schedule("mnist-5k", 2736)["epochs"] == 15
+
+
+def test_deepsvdd_lowers_the_rate_for_the_milestone_th_epoch_as_the_public_code():
+    from pddlite.baselines.deepsvdd import SVDDTrainer
+
+    encoder = torch.nn.Linear(2, 2, bias=False)
+    trainer = SVDDTrainer(encoder, torch.zeros(2), lr=1e-4, milestone=50)
+    rates = []
+    for epoch in (0, 48, 49, 50):
+        trainer.epoch = epoch
+        trainer._set_lr()
+        rates.append(trainer.optimizers["encoder"].param_groups[0]["lr"])
+    # the code steps its MultiStepLR(milestones=[50]) at the start of each epoch: the 50th epoch
+    # (0-based 49) already runs at 1e-5
+    assert rates == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5])
 
 
 def test_deepsvdd_schedule_follows_the_public_code_and_scales_like_table2():
@@ -175,24 +212,49 @@ def test_egbad_score_is_the_weighted_l1_residual_plus_feature_matching(task):
     assert model.lr_ == 1e-5  # the EGBAD code's MNIST learning rate by default
 
 
-def test_egbad_weight_averages():
+def _egbad_nets(shape=(1, 28, 28), width=0.125):
     torch.manual_seed(0)
-    shape = (1, 28, 28)
-    real = torch.rand(16, *shape) * 2 - 1
-    nets = [make_gan(shape, 0.125)[0], Encoder(shape, 0.125), JointDiscriminator(shape, 0.125)]
-    initial = [p.detach().clone() for net in nets for p in net.parameters()]
-    frozen = EMABiGANTrainer(*nets, ema_decay=1.0 - 1e-12)  # averages that barely move
-    frozen.step(real)
-    shadow = [p for net in frozen.averaged().values() for p in net.parameters()]
-    live = [p for net in nets for p in net.parameters()]
-    assert all(torch.allclose(s, i, atol=1e-6) for s, i in zip(shadow, initial))
-    assert any(not torch.allclose(s, p) for s, p in zip(shadow, live))
-    follow = EMABiGANTrainer(*nets, ema_decay=0.0)  # averages equal to the weights
-    follow.step(real)
-    shadow = [p for net in follow.averaged().values() for p in net.parameters()]
-    assert all(torch.equal(s, p) for s, p in zip(shadow, live))
-    state = follow.state_dict()
-    assert set(state["ema"]) == {"generator", "encoder", "discriminator"}
+    return [make_gan(shape, width)[0], Encoder(shape, width), JointDiscriminator(shape, width)]
+
+
+def test_egbad_averages_are_warmed_up_and_follow_the_trained_weights_in_a_short_run():
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    nets = _egbad_nets()
+    initial = torch.cat([p.detach().flatten().clone() for net in nets for p in net.parameters()])
+    trainer = EMABiGANTrainer(*nets, lr=1e-3, ema_decay=0.999)
+    for _ in range(20):
+        trainer.step(real)
+    live = torch.cat([p.detach().flatten() for net in nets for p in net.parameters()])
+    shadow = torch.cat([p.flatten() for net in trainer.averaged().values() for p in net.parameters()])
+    # with the code's plain 0.999, 98% of the average would still be the initial weights
+    assert (shadow - live).norm() < 0.5 * (shadow - initial).norm()
+    assert all(int(a.updates) == 20 for a in trainer.averages.values())
+    assert set(trainer.state_dict()["ema"]) == {"generator", "encoder", "discriminator"}
+
+
+def test_egbad_scores_with_batchnorm_statistics_of_the_averaged_weights(task):
+    model = EGBAD(profile="smoke", device="cpu", progress=False, lr=1e-3).fit(task)
+    live_encoder = model.trainer_.modules["encoder"]
+    bn = next(m for m in model.encoder_.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    live_bn = next(m for m in live_encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # recompute by hand: the mean over training batches of each batch's channel means, as seen by
+    # this layer of the averaged encoder
+    seen = []
+    handle = bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean(dim=(0, 2, 3))))
+    images = task.subsample_train(model.max_train_images, seed=model.seed).train_images.float()
+    copy_ = {k: v.clone() for k, v in bn.state_dict().items()}
+    with torch.no_grad():
+        model.encoder_.train()
+        for x in images.split(model.schedule_["batch_size"]):
+            model.encoder_(x)
+        model.encoder_.eval()
+    handle.remove()
+    bn.load_state_dict(copy_)
+    expected = torch.stack(seen).mean(dim=0)
+    torch.testing.assert_close(bn.running_mean, expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(live_bn.running_mean, expected, rtol=1e-3, atol=1e-4)
+    with pytest.raises(PDDLiteError, match="ema_decay"):
+        EGBAD(profile="smoke", device="cpu", ema_decay=1.0)
 
 
 # --------------------------------------------------------------------------- GANomaly
@@ -215,6 +277,52 @@ def test_ganomaly_generator_shapes(shape):
     assert rec.shape == x.shape and z.shape == (3, 100) and z_rec.shape == (3, 100)
 
 
+def _ganomaly_terms_at_init(task, adversarial):
+    """(L_adv, L_con, L_enc) of one step at initialisation: width 1, 28x28, batch 64."""
+    torch.manual_seed(0)
+    model = GANomaly(profile="smoke", device="cpu", width=1.0, progress=False, adversarial=adversarial)
+    model._build((1, 28, 28), 0)
+    loss_d, loss_g, adv, con, enc = model.trainer_.step(task.train_images[:64].float()).tolist()
+    return adv, con, enc
+
+
+def test_ganomaly_default_loss_terms_are_of_one_order_at_initialisation(task):
+    # the public code's L_adv (a mean of squares) is of the order of L_con and L_enc, which is
+    # what its weights (1, 50, 1) assume; the paper's L2 norm over 3,136 features is ~50x larger
+    adv, con, enc = _ganomaly_terms_at_init(task, "code")
+    terms = [adv, con, enc]
+    assert max(terms) / min(terms) < 3.0, terms
+    adv_paper, con_paper, _ = _ganomaly_terms_at_init(task, "paper")
+    assert adv_paper / con_paper > 20.0
+    assert GANomaly(profile="smoke", device="cpu").adversarial == "code"
+
+
+def test_ganomaly_steps_the_generator_first_then_the_discriminator(task, monkeypatch):
+    model = GANomaly(profile="smoke", device="cpu", progress=False)
+    model._build((1, 28, 28), 0)
+    order = []
+    for name, opt in model.trainer_.optimizers.items():
+        step = opt.step
+        monkeypatch.setattr(opt, "step", lambda *a, _s=step, _n=name, **k: (order.append(_n), _s(*a, **k))[1])
+    model.trainer_.step(task.train_images[:16].float())
+    assert order == ["generator", "discriminator"]
+
+
+def test_ganomaly_resets_d_only_when_the_mean_of_its_two_terms_is_tiny(task, monkeypatch):
+    import pddlite.baselines.ganomaly as ganomaly
+
+    model = GANomaly(profile="smoke", device="cpu", progress=False)
+    model._build((1, 28, 28), 0)
+    # D perfect on real images only: the real term is ~0, the fake term is not, so no reset
+    monkeypatch.setattr(ganomaly, "bce_real", lambda logits: 0.0 * logits.sum() + 1e-7)
+    model.trainer_.step(task.train_images[:16].float())
+    assert model.trainer_.reinitialisations == 0
+    # both terms ~0: the mean is below 1e-5 and D is re-initialised
+    monkeypatch.setattr(ganomaly, "bce_fake", lambda logits: 0.0 * logits.sum() + 1e-7)
+    model.trainer_.step(task.train_images[:16].float())
+    assert model.trainer_.reinitialisations == 1
+
+
 def test_ganomaly_score_is_the_latent_mse(task):
     model = GANomaly(profile="smoke", device="cpu", progress=False, adversarial="code").fit(task)
     x = task.test_images[:5]
@@ -227,6 +335,37 @@ def test_ganomaly_score_is_the_latent_mse(task):
 
 
 # --------------------------------------------------------------------------- MCDD
+
+
+def test_mcdd_takes_the_image_recipe_of_the_public_code_for_64x64_images():
+    from pddlite.baselines.mcdd import MCDDTrainer, resolve_recipe
+
+    assert resolve_recipe("auto", (3, 64, 64)) == "image" and resolve_recipe("auto", (1, 28, 28)) == "tabular"
+    net = MCDDNet((3, 64, 64), n_classes=3, width=0.125, latent_dim=4)
+    trainer = MCDDTrainer(net, torch.zeros(6, dtype=torch.long), recipe="image", epochs=8)
+    opt = trainer.optimizers["net"]
+    assert isinstance(opt, torch.optim.SGD)
+    group = opt.param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.1, 0.9, True, 1e-4)
+    assert trainer.reg_lambda == 0.1 and trainer.milestones == (4, 6) and trainer.augment
+    images = torch.rand(6, 3, 64, 64) * 2 - 1
+    rates = []
+    for epoch in range(8):
+        trainer.epoch = epoch
+        trainer.train_epoch(images, 3)
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    tabular = MCDDTrainer(MCDDNet((1, 28, 28), 3, 0.125, 4), torch.zeros(6, dtype=torch.long), recipe="tabular")
+    assert isinstance(tabular.optimizers["net"], torch.optim.Adam) and tabular.reg_lambda == 1.0
+    assert tabular.base_lr == 1e-3 and not tabular.augment
+    with pytest.raises(PDDLiteError, match="recipe"):
+        MCDD(profile="smoke", device="cpu", recipe="cifar")
+
+
+def test_mcdd_scales_stay_one_with_the_bound_as_in_the_public_code(task):
+    model = MCDD(profile="smoke", device="cpu", progress=False, epochs=2).fit(task)
+    assert model.recipe_ == "tabular"
+    assert torch.equal(model.net_.log_scales.detach(), torch.zeros_like(model.net_.log_scales))
 
 
 def test_mcdd_distances_loss_terms_and_score():

@@ -7,8 +7,9 @@ Every baseline
   (or on images, with labels where the method needs them), then ``decision_function`` with
   higher = more anomalous; fitted attributes end with an underscore;
 * takes its batch size and epoch count from the profile (Table 2 through :meth:`Profile.schedule`
-  where the paper gives a row, its own documented schedule otherwise), its network width from
-  ``profile.width`` and its training-set cap from ``profile.max_train_images``;
+  where the paper gives a row, its own documented schedule otherwise, or the number of optimiser
+  steps the profile gives the method), its network width from ``profile.width`` and its training-set cap
+  from ``profile.max_train_images``;
 * keeps the training images on the device and draws shuffled index batches from a seeded CPU
   generator (:func:`pddlite.data.batches`), trains in bfloat16 autocast on CUDA (and scores in
   float32), and shows a tqdm bar per training stage;
@@ -87,8 +88,8 @@ class BaselineDetector:
                                  else max_train_images)
 
     # ------------------------------------------------------------------ hooks
-    def default_schedule(self, dataset: str) -> tuple[int, int]:  # pragma: no cover - abstract
-        """(batch size, epochs) from the profile for ``dataset``."""
+    def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:  # pragma: no cover
+        """(batch size, epochs) from the profile for ``dataset`` and ``n_images`` training images."""
         raise NotImplementedError
 
     def _build(self, image_shape: tuple[int, int, int], n_classes: int) -> None:  # pragma: no cover
@@ -106,9 +107,10 @@ class BaselineDetector:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ API
-    def schedule(self, dataset: str) -> dict[str, int]:
-        """Batch size and epochs for ``dataset``: the profile's schedule unless overridden."""
-        batch, epochs = self.default_schedule(dataset)
+    def schedule(self, dataset: str, n_images: int | None = None) -> dict[str, int]:
+        """Batch size and epochs for ``dataset``: the profile's schedule (in optimiser steps over
+        ``n_images`` training images, where the profile sizes the method so) unless overridden."""
+        batch, epochs = self.default_schedule(dataset, n_images)
         return {"batch_size": self.batch_size or batch, "epochs": self.epochs or epochs}
 
     def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
@@ -126,7 +128,7 @@ class BaselineDetector:
             self.classes_ = classes.cpu()
             labels = torch.searchsorted(classes, labels)  # class indices 0..K-1
         self._build(self.image_shape_, 0 if classes is None else len(classes))
-        sched = self.schedule(dataset)
+        sched = self.schedule(dataset, len(images))
         self.schedule_ = sched
         self._train(images, labels, sched["batch_size"], sched["epochs"])
         self.fitted_ = True
@@ -195,6 +197,19 @@ def scaled_epochs(profile: Profile, epochs: int, method: str | None = None) -> i
     if method is not None and method in fixed:
         return int(fixed[method])
     return max(profile.min_epochs, int(round(epochs * profile.epoch_fraction)))
+
+
+def step_decay(base_lr: float, epoch: int, milestones: tuple[int, ...], gamma: float = 0.1) -> float:
+    """The learning rate of 0-based epoch ``epoch``: ``base_lr`` times ``gamma`` for every milestone
+    reached (``epoch >= m``), as ``torch.optim.lr_scheduler.MultiStepLR`` stepped after each epoch."""
+    return base_lr * gamma ** sum(1 for m in milestones if epoch >= m)
+
+
+def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], lr: float) -> None:
+    """Set every parameter group of every optimizer to ``lr``."""
+    for opt in optimizers.values():
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:

@@ -29,9 +29,12 @@ with Fashion-MNIST on MNIST's setting (same image size and network):
 =============  =====  ====================================  ==========================================
 dataset        batch  Deep SVDD: Adam lr 1e-4, wd 5e-7       autoencoder: Adam lr 1e-4
 =============  =====  ====================================  ==========================================
-MNIST, F-MNIST 200    150 epochs, lr x 0.1 after epoch 50   150 epochs, x 0.1 after 50, wd 5e-4
-CIFAR-10       200    150 epochs, lr x 0.1 after epoch 50   350 epochs, x 0.1 after 250, wd 5e-7
+MNIST, F-MNIST 200    150 epochs, lr x 0.1 from epoch 50    150 epochs, x 0.1 from 50, wd 5e-4
+CIFAR-10       200    150 epochs, lr x 0.1 from epoch 50    350 epochs, x 0.1 from 250, wd 5e-7
 =============  =====  ====================================  ==========================================
+
+Epochs count from 1: the 50th epoch already runs at the lower rate, as in the public code (whose
+scheduler steps at the start of each epoch).
 
 The epochs (and the epoch of the learning-rate drop, in proportion) are scaled by the profile
 exactly as :meth:`pddlite.profiles.Profile.schedule` scales Table 2's (a profile's
@@ -57,7 +60,7 @@ from ..experiment import register_method
 from ..gan import EpochTrainer
 from ..nets import LEAKY_SLOPE, channels, conv_stack28, conv_stack64, init_weights
 from ..profiles import Profile
-from ._base import BaselineDetector, make_runner, scaled_epochs
+from ._base import BaselineDetector, make_runner, scaled_epochs, set_learning_rate, step_decay
 
 #: (batch, epochs, lr-drop epoch, autoencoder epochs, autoencoder lr-drop epoch, autoencoder weight decay)
 DEEPSVDD_SCHEDULE: dict[str, dict[str, float]] = {
@@ -68,15 +71,19 @@ DEEPSVDD_SCHEDULE: dict[str, dict[str, float]] = {
 REP_DIM = {(1, 28, 28): 32, (3, 64, 64): 128}
 
 
-def deepsvdd_schedule(profile: Profile, dataset: str) -> dict[str, Any]:
-    """Deep SVDD's schedule for ``dataset`` under ``profile`` (see the module docstring)."""
+def deepsvdd_schedule(profile: Profile, dataset: str, n_images: int | None = None) -> dict[str, Any]:
+    """Deep SVDD's schedule for ``dataset`` under ``profile`` (see the module docstring), in the
+    profile's optimiser steps per stage over ``n_images`` images where it gives them."""
     key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
     key = "mnist" if key == "mnist-5k" else key
     base = DEEPSVDD_SCHEDULE[key]
+    batch = profile.batch_size or int(base["batch"])
     epochs = scaled_epochs(profile, int(base["epochs"]), "deepsvdd")
+    epochs = profile.epochs_for_steps("deepsvdd", epochs, batch, n_images)
     ae_epochs = scaled_epochs(profile, int(base["ae_epochs"]), "deepsvdd-autoencoder")
+    ae_epochs = profile.epochs_for_steps("deepsvdd-autoencoder", ae_epochs, batch, n_images)
     return {
-        "batch_size": profile.batch_size or int(base["batch"]),
+        "batch_size": batch,
         "epochs": epochs,
         "milestone": int(round(base["milestone"] * epochs / base["epochs"])),
         "ae_epochs": ae_epochs,
@@ -165,16 +172,20 @@ def _init_weights_bias_free(module: nn.Module) -> None:
 
 
 class _StepLRMixin:
-    """Adam's learning rate x 0.1 from epoch ``milestone`` on (MultiStepLR with one milestone)."""
+    """Adam's learning rate x 0.1 from the ``milestone``-th epoch on, counting from 1.
+
+    The public code calls ``scheduler.step()`` at the start of each epoch (the PyTorch < 1.1
+    order), so its MultiStepLR with milestone 50 already lowers the rate for the 50th epoch
+    (0-based epoch 49), one epoch before a scheduler stepped after each epoch would. pddlite
+    follows the code.
+    """
 
     base_lr: float
     milestone: int
 
     def _set_lr(self) -> None:
-        lr = self.base_lr * (0.1 if self.milestone and self.epoch >= self.milestone else 1.0)
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr
+        milestones = (self.milestone - 1,) if self.milestone else ()
+        set_learning_rate(self.optimizers, step_decay(self.base_lr, self.epoch, milestones))
 
 
 class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
@@ -285,13 +296,13 @@ class DeepSVDD(BaselineDetector):
         self.lr, self.weight_decay, self.ae_lr, self.ae_epochs = lr, weight_decay, ae_lr, ae_epochs
         self.rep_dim, self.eps = rep_dim, eps
 
-    def default_schedule(self, dataset: str) -> tuple[int, int]:
-        s = deepsvdd_schedule(self.profile, dataset)
+    def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
+        s = deepsvdd_schedule(self.profile, dataset, n_images)
         return s["batch_size"], s["epochs"]
 
-    def schedule(self, dataset: str) -> dict[str, Any]:
-        s = deepsvdd_schedule(self.profile, dataset)
-        out = super().schedule(dataset)
+    def schedule(self, dataset: str, n_images: int | None = None) -> dict[str, Any]:
+        s = deepsvdd_schedule(self.profile, dataset, n_images)
+        out = super().schedule(dataset, n_images)
         if self.epochs is not None:  # keep the learning-rate drop at the same fraction of training
             out["milestone"] = int(round(s["milestone"] * self.epochs / max(s["epochs"], 1)))
         else:
