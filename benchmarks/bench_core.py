@@ -3,7 +3,10 @@
     python benchmarks/bench_core.py [--device auto] [--steps 5] [--dataset-shape 1,28,28]
 
 1. Images per second of a GAN pre-training step and of a tune-up step (one adversarial step plus
-   one margin step on 180 prototypes) at paper width (Table 3) and batch size (Table 2: 200).
+   one margin step on 180 prototypes) at paper width (Table 3) and batch size (Table 2: 200), and
+   how close that is to the machine's limit: the floating-point operations of each step (counted
+   by ``torch.utils.flop_counter``: convolutions and matrix products, forward and backward), the
+   rate they run at, and the measured float32 matrix-multiply peak of the same device.
 2. Eq. 7 scoring of 10,000 x 3,136 embeddings against 180 prototypes (9 classes x 20 shots):
    pddlite's PrototypeKDE (one matrix product, log space) against scikit-learn's KernelDensity
    (one per class), which computes the same log-densities.
@@ -53,6 +56,44 @@ def training_throughput(device: torch.device, steps: int, shape: tuple[int, int,
     return out
 
 
+def step_flops(device: torch.device, shape: tuple[int, int, int], batch: int) -> dict[str, float]:
+    """Floating-point operations of one pre-training step and one tune-up step (counted, not timed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    g, d = make_gan(shape, 1.0)
+    g.apply(init_weights)
+    d.apply(init_weights)
+    g, d = g.to(device), d.to(device)
+    images = torch.rand(batch, *shape, device=device) * 2 - 1
+    protos = torch.rand(180, *shape, device=device) * 2 - 1
+    labels = torch.arange(9, device=device).repeat_interleave(20)
+    trainer = TuneUpTrainer(g, d, protos, labels, device=device)
+    out = {}
+    for name, step in (("pretrain", lambda: trainer.step(images)),
+                       ("tuneup", lambda: (trainer.step(images), trainer.margin_step()))):
+        with FlopCounterMode(display=False) as counter:
+            step()
+        out[name] = float(counter.get_total_flops())
+    return out
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """Measured float32 matrix-multiply rate of ``device`` in FLOP/s (2 n^3 per n x n product)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b  # warm-up
+    _sync(device)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        _sync(device)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2.0 * n**3 / best
+
+
 def scoring_times(n_test: int = 10_000, dim: int = 3_136, classes: int = 9, shots: int = 20, bandwidth: float = 10.0):
     from sklearn.neighbors import KernelDensity
 
@@ -95,6 +136,15 @@ def main() -> None:
     per_epoch = {"pretrain": 54_000 / rates["pretrain"], "tuneup": 54_000 / rates["tuneup"]}
     print(f"estimated MNIST paper task (54,000 images, 20 + 40 epochs): "
           f"{(20 * per_epoch['pretrain'] + 40 * per_epoch['tuneup']) / 60:.1f} min on this device")
+
+    flops = step_flops(device, shape, args.batch)
+    peak = matmul_peak(device)
+    print(f"float32 matrix-multiply peak measured on this device: {peak / 1e9:9.1f} GFLOP/s")
+    for name, label in (("pretrain", "pre-training"), ("tuneup", "tune-up")):
+        per_image = flops[name] / args.batch
+        achieved = per_image * rates[name]
+        print(f"{label:>12} step: {flops[name] / 1e9:7.2f} GFLOP per step ({per_image / 1e6:.1f} MFLOP per image), "
+              f"{achieved / 1e9:7.1f} GFLOP/s = {achieved / peak:.0%} of the matrix-multiply peak")
 
     t_ours, t_sk = scoring_times()
     print(f"Eq. 7 log-densities, 10,000 x 3,136 vs 180 prototypes: pddlite {t_ours:.3f} s, "

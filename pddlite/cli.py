@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .device import PRECISIONS
 from .errors import PDDLiteError
 from .experiment import SPLITS
 from .variants import DEFAULT_VARIANT, VARIANTS
@@ -29,12 +30,21 @@ def command(name: str, help: str):
     return wrap
 
 
+def add_precision_arguments(p: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--deterministic`` (shared by ``run`` and ``replicate``)."""
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="training precision: auto (bf16 on GPUs of capability >= 8.0, fp16 with loss scaling "
+                        "below, fp32 on the CPU), bf16, fp16 or fp32")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic cuDNN algorithms (same seed, same GPU, same numbers; slower)")
+
+
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist-5k", help="mnist-5k (offline), mnist, fashion-mnist or cifar10")
     p.add_argument("--anomaly", type=int, nargs="+", default=[1], help="anomaly class(es)")
     p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default=None, help="smoke, quick or paper (default: $PDDLITE_PROFILE, else quick)")
+    p.add_argument("--profile", default=None, help="smoke, quick, colab or paper (default: $PDDLITE_PROFILE, else quick)")
     p.add_argument("--method", default="pdd", help="pdd, or a baseline (egbad, ganomaly, mcdd, deepsvdd, pixel-knn, pixel-centroid)")
     p.add_argument("--variant", default=None, choices=tuple(VARIANTS),
                    help="PDD only: pddlite (default, chosen on validation tasks), paper (as its text states), "
@@ -44,6 +54,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-ablation", action="store_true",
                    help="PDD: skip the adversarial-only control tune-up (saves its time)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_precision_arguments(p)
     p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
     p.add_argument("--checkpoint", default=None, help="PDD: save after every epoch and resume from this file")
     p.add_argument("--out", default=None, help="write the result as one JSON object to this file")
@@ -64,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     row = run_task(
         dataset=args.dataset, anomaly=args.anomaly if len(args.anomaly) > 1 else args.anomaly[0],
         shots=args.shots, seed=args.seed, profile=args.profile, method=args.method, device=args.device,
-        data_dir=args.data_dir, progress=not args.no_progress, split=args.split, **options,
+        data_dir=args.data_dir, progress=not args.no_progress, split=args.split, precision=args.precision,
+        deterministic=args.deterministic, **options,
     )
     row.pop("model", None)
     where = f"{row['split']} split"

@@ -1,9 +1,22 @@
-"""Device choice, seeding and mixed precision, in one place."""
+"""Device choice, seeding and mixed precision, in one place.
+
+Precision (``--precision``): ``auto`` trains in bfloat16 autocast on GPUs of compute capability
+8.0 and above (A100, L4, H100: bfloat16 tensor cores, no loss scaling needed), in float16 autocast
+with a :class:`torch.amp.GradScaler` below (a Colab T4 is 7.5 and has float16 tensor cores only;
+bfloat16 there is emulated), and in float32 on the CPU. ``bf16``, ``fp16`` and ``fp32`` force one.
+Scores are always computed in float32 from the networks' outputs.
+
+Determinism (``--deterministic``): by default cuDNN picks the fastest convolution algorithms
+(``cudnn.benchmark``), so two runs with the same seed on a GPU agree closely but not bit for bit.
+``deterministic=True`` asks for deterministic algorithms: same seed, same GPU, same numbers, at
+some cost in speed. On the CPU the same seed always gives the same numbers.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,8 +45,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch, and return a CPU generator for data sampling.
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed Python, NumPy and torch, set cuDNN's speed / determinism trade-off (see the module
+    docstring), and return a CPU generator for data sampling.
 
     Batches and noise are drawn from explicit generators so that the same seed on
     the same device gives the same numbers.
@@ -41,14 +55,69 @@ def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = bool(deterministic)
     return torch.Generator().manual_seed(seed)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA (bfloat16, so no loss scaling is needed); a no-op on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How one device trains: ``name`` (``"bf16"``, ``"fp16"`` or ``"fp32"``) on ``device_type``."""
+
+    name: str
+    device_type: str
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype, or ``None`` for plain float32."""
+        return _DTYPES[self.name]
+
+    @property
+    def scales_loss(self) -> bool:
+        """float16 needs loss scaling (its range is too small for small gradients); bfloat16 does not."""
+        return self.name == "fp16"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of this precision (a no-op for float32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler, enabled only for float16 (disabled, it passes losses and steps through)."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.scales_loss)
+
+
+def choose_precision(
+    device: str | torch.device,
+    requested: str | Precision = "auto",
+    capability: tuple[int, int] | None = None,
+) -> Precision:
+    """The training precision for ``device`` (see the module docstring).
+
+    ``capability`` is the GPU's compute capability; by default it is read from the device (give it
+    to see what a T4, (7, 5), or an A100, (8, 0), would get without one).
+    """
+    if isinstance(requested, Precision):
+        return requested
+    name = str(requested).strip().lower()
+    if name not in PRECISIONS:
+        raise PDDLiteError(f"unknown precision {requested!r}; choose one of: {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if name == "auto":
+        if device.type != "cuda":
+            name = "fp32"
+        else:
+            if capability is None:
+                capability = torch.cuda.get_device_capability(device)
+            name = "bf16" if tuple(capability) >= (8, 0) else "fp16"
+    return Precision(name, device.type)
+
+
+def autocast(device: torch.device, precision: str | Precision = "auto") -> contextlib.AbstractContextManager:
+    """Mixed precision for forward passes on ``device``: :func:`choose_precision`'s autocast."""
+    return choose_precision(device, precision).autocast()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .data import make_task, make_validation_task
-from .device import resolve_device
+from .device import choose_precision, resolve_device
 from .metrics import evaluate
 from .pdd import PDD, PDDConfig
 from .variants import DEFAULT_VARIANT
@@ -26,7 +26,8 @@ from .profiles import get_profile
 #: where a run is scored: the official test split, or the validation task built from training data
 SPLITS = ("test", "validation")
 
-#: method name -> function(task, profile, seed, device, progress, **options) -> dict of metrics.
+#: method name -> function(task, profile, seed, device, progress, precision, deterministic, **options)
+#: -> dict of metrics.
 METHODS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
@@ -39,8 +40,8 @@ def register_method(name: str) -> Callable[[Callable[..., dict[str, Any]]], Call
 
 
 @register_method("pdd")
-def run_pdd(task, profile, seed, device, progress=True, variant=DEFAULT_VARIANT, checkpoint=None,
-            ablation=True, pretrain_cache=None, **options) -> dict[str, Any]:
+def run_pdd(task, profile, seed, device, progress=True, precision="auto", deterministic=False,
+            variant=DEFAULT_VARIANT, checkpoint=None, ablation=True, pretrain_cache=None, **options) -> dict[str, Any]:
     """PDD: metrics after pre-training alone, after the adversarial steps alone, and after the tune-up.
 
     With the sample notebook's transductive scoring (``scoring="umap"``) the row also gives the
@@ -50,7 +51,8 @@ def run_pdd(task, profile, seed, device, progress=True, variant=DEFAULT_VARIANT,
     ``pretrain_cache`` is a folder that lets variants with the same pre-training share it.
     """
     model = PDD(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
-                progress=progress, pretrain_cache=pretrain_cache, **options)
+                progress=progress, pretrain_cache=pretrain_cache, precision=precision,
+                deterministic=deterministic, **options)
     model.pretrain(task)
     # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
     pretrained = model if model.stage_ == "pretrained" else model.pretrained_model(task)
@@ -87,9 +89,14 @@ def run_task(
     progress: bool = True,
     download: bool = True,
     split: str = "test",
+    precision: str = "auto",
+    deterministic: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Build the task, train ``method`` on it, and return its result row (see module docstring).
+
+    ``precision`` and ``deterministic`` are the training precision and cuDNN mode
+    (:mod:`pddlite.device`); the row records the precision that was used.
 
     ``split="validation"`` trains and scores on the validation task of the same dataset, class,
     shots and seed (:func:`pddlite.make_validation_task`): where settings are chosen.
@@ -108,12 +115,14 @@ def run_task(
         raise PDDLiteError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     prof = get_profile(profile)
     dev = resolve_device(device)
+    precision = choose_precision(dev, precision).name
     keep = method == "pdd" and PDDConfig.for_variant(options.get("variant", DEFAULT_VARIANT), prof).keep_prototypes
     build = make_task if split == "test" else make_validation_task
     task = build(dataset, anomaly, shots, seed, root=data_dir, device=dev, download=download,
                  remove_prototypes=not keep)
     start = time.perf_counter()
-    result = METHODS[method](task, prof.name, seed, str(dev), progress=progress, **options)
+    result = METHODS[method](task, prof.name, seed, str(dev), progress=progress, precision=precision,
+                             deterministic=deterministic, **options)
     seconds = time.perf_counter() - start
     row: dict[str, Any] = {
         "dataset": task.dataset,
@@ -125,6 +134,7 @@ def run_task(
         "profile": prof.name,
         "variant": result.pop("variant", None),
         "device": str(dev),
+        "precision": precision,
         "seconds": round(seconds, 2),
     }
     row.update(result)

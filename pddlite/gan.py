@@ -2,13 +2,15 @@
 
 Both trainers keep the images on the device and draw shuffled index batches from a seeded CPU
 generator (:func:`pddlite.data.batches`), use Adam with the DCGAN betas (0.5, 0.999) and the
-non-saturating binary cross-entropy loss, run in bfloat16 autocast on CUDA, and can save and
+non-saturating binary cross-entropy loss, run in the device's mixed precision
+(:func:`pddlite.device.choose_precision`: bfloat16, or float16 with loss scaling), and can save and
 restore their whole state (networks, optimisers, epoch, random state) between epochs, so a long
 run interrupted by a Colab time-out resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 import torch
@@ -17,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import batches
-from .device import autocast
+from .device import Precision, choose_precision
 from .nets import Z_DIM
 
 
@@ -42,14 +44,29 @@ class EpochTrainer:
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
 
-    def __init__(self, device: torch.device, seed: int, z_std: float):
+    def __init__(self, device: torch.device, seed: int, z_std: float, precision: str | Precision = "auto"):
         self.device = device
         self.seed = int(seed)
+        self.precision = choose_precision(device, precision)
+        self.scaler = self.precision.grad_scaler()
         self.z_std = float(z_std)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.data_generator = torch.Generator().manual_seed(seed)
         self.noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
+
+    def autocast(self):
+        """The forward passes' mixed precision (a no-op in float32)."""
+        return self.precision.autocast()
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimiser step on ``loss``: zero the gradients, back-propagate, step. In float16 the
+        loss is scaled and the step skipped when a gradient overflowed (GradScaler); otherwise this
+        is exactly ``loss.backward(); optimizer.step()``."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
     def noise(self, n: int) -> torch.Tensor:
         """z ~ N(0, z_std^2 I) in 100 dimensions (Tables 3-4 input)."""
@@ -63,6 +80,7 @@ class EpochTrainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "data_generator": self.data_generator.get_state(),
             "noise_generator": self.noise_generator.get_state().cpu(),
+            "grad_scaler": self.scaler.state_dict(),  # empty unless float16
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -74,6 +92,8 @@ class EpochTrainer:
             o.load_state_dict(state["optimizers"][k])
         self.data_generator.set_state(state["data_generator"])
         self.noise_generator.set_state(state["noise_generator"])
+        if self.scaler.is_enabled() and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
 
     #: names of the losses that :meth:`batch_losses` returns, in order (keys of ``history``)
     loss_names: tuple[str, ...] = ()
@@ -105,10 +125,12 @@ class EpochTrainer:
             m.train()
         bar = tqdm(total=epochs, initial=self.epoch, desc=desc, disable=not progress, unit="epoch")
         while self.epoch < epochs:
-            losses = self.train_epoch(images, batch_size)
+            start = time.perf_counter()
+            losses = self.train_epoch(images, batch_size)  # ends with one host sync (the epoch's losses)
+            rate = len(images) / max(time.perf_counter() - start, 1e-9)
             self.epoch += 1
             self.history.append({"epoch": self.epoch, **losses})
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{rate:.0f}"})
             bar.update(1)
             if on_epoch_end is not None:
                 on_epoch_end(self)
@@ -128,8 +150,9 @@ class GANTrainer(EpochTrainer):
         z_std: float = 1.0,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        precision: str | Precision = "auto",
     ):
-        super().__init__(torch.device(device), seed, z_std)
+        super().__init__(torch.device(device), seed, z_std, precision)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {
@@ -145,19 +168,15 @@ class GANTrainer(EpochTrainer):
         """
         g, d = self.generator, self.discriminator
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
-        with autocast(self.device):
+        with self.autocast():
             fake = g(self.noise(len(real)))
             loss_d = bce_real(d(real)) + bce_fake(d(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        with autocast(self.device):
+        self.optimize(loss_d, opt_d)
+        with self.autocast():
             if fake_factor != 1:
                 fake = g(self.noise(len(real) * fake_factor))
             loss_g = bce_real(d(fake))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        self.optimize(loss_g, opt_g)
         return loss_d.detach(), loss_g.detach()
 
     loss_names = ("loss_d", "loss_g")
@@ -193,8 +212,9 @@ class BiGANTrainer(EpochTrainer):
         z_std: float = 1.0,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        precision: str | Precision = "auto",
     ):
-        super().__init__(torch.device(device), seed, z_std)
+        super().__init__(torch.device(device), seed, z_std, precision)
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.modules = {"generator": generator, "encoder": encoder, "discriminator": discriminator}
         self.optimizers = {
@@ -205,20 +225,16 @@ class BiGANTrainer(EpochTrainer):
     def step(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g, e, d = self.generator, self.encoder, self.discriminator
         opt_ge, opt_d = self.optimizers["generator_encoder"], self.optimizers["discriminator"]
-        with autocast(self.device):
+        with self.autocast():
             z = self.noise(len(real))
             fake = g(z)
             z_real = e(real)
             loss_d = bce_real(d(real, z_real.detach())) + bce_fake(d(fake.detach(), z))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        with autocast(self.device):
+        self.optimize(loss_d, opt_d)
+        with self.autocast():
             # swapped labels train G and E jointly (the non-saturating BiGAN objective)
             loss_ge = bce_real(d(fake, z)) + bce_fake(d(real, z_real))
-        opt_ge.zero_grad(set_to_none=True)
-        loss_ge.backward()
-        opt_ge.step()
+        self.optimize(loss_ge, opt_ge)
         return loss_d.detach(), loss_ge.detach()
 
     loss_names = ("loss_d", "loss_ge")

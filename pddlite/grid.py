@@ -281,6 +281,8 @@ def replicate(
     run_progress: bool = False,
     variants: Sequence[str] = (DEFAULT_VARIANT,),
     split: str = "test",
+    precision: str = "auto",
+    deterministic: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid, or one shard of it; return the rows of the selected runs.
 
@@ -323,7 +325,7 @@ def replicate(
                                                       "pretrain_cache": out / prof.name / ".pretrained"}
             row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=prof.name,
                            method=run.method, device=device, data_dir=data_dir, progress=run_progress,
-                           split=split, **options)
+                           split=split, precision=precision, deterministic=deterministic, **options)
             row.pop("model", None)
             row.update({
                 "rep": run.rep,
@@ -355,6 +357,8 @@ def _release_memory() -> None:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from .cli import add_precision_arguments
+
     p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS),
                    help="datasets (mnist, fashion-mnist, cifar10, mnist-5k); default: the paper's three")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
@@ -366,10 +370,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reps", type=int, default=DEFAULT_REPS, help="repetitions per task (seed = repetition index)")
     p.add_argument("--anomalies", type=int, nargs="+", default=None, help="anomaly classes (default: all)")
     p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
-    p.add_argument("--profile", default=None, help="smoke, quick or paper (default: $PDDLITE_PROFILE, else quick)")
+    p.add_argument("--profile", default=None, help="smoke, quick, colab or paper (default: $PDDLITE_PROFILE, else quick)")
     p.add_argument("--out", default="results", help="results folder (one JSON file per run)")
     p.add_argument("--shard", default=None, help="run only shard k of n, written k/n (e.g. 2/8, or $SLURM_ARRAY_TASK_ID/8 with --array=1-8)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_precision_arguments(p)
     p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
     p.add_argument("--dry-run", action="store_true", help="print how many runs this shard has and how many are done")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -388,7 +393,8 @@ def cmd_replicate(args: argparse.Namespace) -> int:
         return 0
     rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
                      args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
-                     run_progress=args.run_progress, variants=args.variants, split=args.split)
+                     run_progress=args.run_progress, variants=args.variants, split=args.split,
+                     precision=args.precision, deterministic=args.deterministic)
     print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
     return 0
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .data import Task
-from .device import resolve_device, seed_everything
+from .device import choose_precision, resolve_device, seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
 from .gan import GANTrainer
@@ -120,13 +120,16 @@ class PDD:
     """Prototype Data Description (Sec. 4): PyOD-style ``fit`` / ``decision_function``.
 
     Args:
-        profile: ``"paper"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick):
+        profile: ``"paper"``, ``"colab"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick):
             network width and the Table 2 schedule.
         variant: ``"pddlite"`` (the default: measured on validation tasks), ``"paper"`` (Eqs. 5-7 as
             the text states them) or ``"reference"`` (the authors' sample notebook); see
             :mod:`pddlite.variants`.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         seed: seeds weights, batches and noise; the same seed on the same device gives the same numbers.
+        precision: ``"auto"`` (bfloat16 on GPUs of capability >= 8.0, float16 with loss scaling
+            below, float32 on the CPU), ``"bf16"``, ``"fp16"`` or ``"fp32"``; see :mod:`pddlite.device`.
+        deterministic: deterministic cuDNN algorithms (slower) instead of the fastest ones.
         checkpoint: a file to save training state to after every epoch and resume from.
         progress: show tqdm progress bars.
         pretrain_cache: a folder of pre-trained models keyed by what pre-training depends on (its
@@ -148,11 +151,15 @@ class PDD:
         checkpoint: str | os.PathLike | None = None,
         progress: bool = True,
         pretrain_cache: str | os.PathLike | None = None,
+        precision: str = "auto",
+        deterministic: bool = False,
         **options: Any,
     ):
         self.profile = get_profile(profile)
         self.config = PDDConfig.for_variant(variant, self.profile, **options)
         self.device = resolve_device(device)
+        self.precision = choose_precision(self.device, precision)
+        self.deterministic = bool(deterministic)
         self.seed = int(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.pretrain_cache = Path(pretrain_cache) if pretrain_cache is not None else None
@@ -181,7 +188,7 @@ class PDD:
             raise PDDLiteError("fit() takes a Task: build one with make_task(...) or make_task_from_arrays(...)")
         task = task.subsample_train(self.config.max_train_images, seed=self.seed).to(self.device)
         if not hasattr(self, "generator_"):
-            seed_everything(self.seed)
+            seed_everything(self.seed, self.deterministic)
             g, d = make_gan(task.image_shape, self.config.width, self.config.layout)
             g.apply(init_weights)
             d.apply(init_weights)
@@ -215,7 +222,7 @@ class PDD:
                 self._save("pretrained", None)
         if self.stage_ in ("new", "pretrain"):
             trainer = GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
-                                 device=self.device, seed=self.seed)
+                                 device=self.device, seed=self.seed, precision=self.precision)
             if self.stage_ == "pretrain" and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
             self.stage_ = "pretrain"
@@ -237,6 +244,8 @@ class PDD:
         what = {"layout": c.layout, "width": c.width, "lr": c.lr, "z_std": c.z_std, "seed": self.seed,
                 "epochs": sched["pretrain_epochs"], "batch_size": sched["pretrain_batch_size"],
                 "image_shape": list(task.image_shape), "format": CHECKPOINT_FORMAT}
+        if self.precision.name != "fp32":  # float32 keys stay as they were before precision was an option
+            what["precision"] = self.precision.name
         digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode())
         digest.update(task.train_images.detach().cpu().float().contiguous().numpy().tobytes())
         return digest.hexdigest()[:24]
@@ -257,6 +266,7 @@ class PDD:
                 normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
                 ema_decay=c.ema_decay, device=self.device,
                 seed=self.seed + 7919,  # a stream apart from pre-training's
+                precision=self.precision,
             )
             if self.stage_ == "tuneup" and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
@@ -437,6 +447,8 @@ class PDD:
         model.profile = get_profile("paper")
         model.config = PDDConfig(**config)
         model.device = resolve_device(device)
+        model.precision = choose_precision(model.device, "auto")
+        model.deterministic = False
         model.seed = int(state["seed"])
         model.checkpoint, model.progress, model.pretrain_cache = None, progress, None
         model._resumed, model._resume_state = True, None

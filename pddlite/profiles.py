@@ -6,6 +6,10 @@
   and 3 of tune-up at Table 2's batch size, the baselines sized by optimiser steps
   (:data:`QUICK_STEPS`, about 3 minutes each on 2 CPU cores), and at most 10,000 unlabeled
   training images.
+* ``colab``: a Colab GPU session: the paper's full-width networks with ``quick``'s PDD schedule
+  (8 + 3 epochs, chosen on validation tasks), the baselines by optimiser steps
+  (:data:`COLAB_STEPS`), at most 20,000 unlabeled images; sized from counted FLOPs and an assumed
+  T4 throughput (see :data:`COLAB_STEPS`).
 * ``smoke``: seconds, for continuous integration: tiny networks, one epoch on 512 images.
 
 The profile can also come from the ``PDDLITE_PROFILE`` environment variable.
@@ -77,6 +81,15 @@ QUICK_STEPS: dict[str, int] = {
     "egbad": 400, "ganomaly": 150, "mcdd": 2000, "deepsvdd": 1500, "deepsvdd-autoencoder": 1500,
 }
 
+#: ``colab``'s optimiser steps per baseline: twice ``quick``'s count of images seen (batch sizes
+#: as Table 2), at full width. Sizing, an estimate until ``benchmarks/gpu_check.py`` has run on a
+#: T4: a PDD step at full width and batch 200 is ~165 GFLOP (counted, ``bench_core.py``); 8 + 3
+#: epochs of 100 steps on 20,000 images, plus the adversarial-only control's 3 epochs, are
+#: ~230 TFLOP, about 1 minute at an assumed 4 TFLOP/s sustained (6% of a T4's float16 tensor peak of
+#: 65 TFLOP/s; these small convolutions at batch 200 are far from it), so that a notebook that
+#: trains a few models stays well inside 15 minutes.
+COLAB_STEPS: dict[str, int] = {k: 2 * v for k, v in QUICK_STEPS.items()}
+
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", 1.0, 1.0, 1, None, None,
                      "Table 2 batch sizes and epochs, full-width Table 3/4 networks (a GPU run)"),
@@ -84,6 +97,10 @@ PROFILES: dict[str, Profile] = {
                      "half-width networks, 8 + 3 PDD epochs (baselines: a quarter of Table 2's epochs, "
                      "or QUICK_STEPS optimiser steps), <= 10,000 training images (CPU, minutes)",
                      {"pdd-pretrain": 8, "pdd-tuneup": 3}, QUICK_STEPS),
+    "colab": Profile("colab", 1.0, 0.25, 2, 20_000, None,
+                     "Table 3/4 networks at full width, PDD 8 + 3 epochs, baselines by optimiser steps, "
+                     "<= 20,000 training images (one task in a few minutes on a Colab T4)",
+                     {"pdd-pretrain": 8, "pdd-tuneup": 3}, COLAB_STEPS),
     "smoke": Profile("smoke", 0.125, 0.0, 1, 512, 64,
                      "tiny networks, one epoch on 512 images (seconds; for CI)"),
 }

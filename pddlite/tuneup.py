@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .augment import random_affine
-from .device import autocast
+from .device import Precision
 from .ema import WeightAverage
 from .embedding import bn_mode, normalize
 from .errors import PDDLiteError
@@ -64,12 +64,13 @@ class TuneUpTrainer(GANTrainer):
         ema_decay: float | None = None,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        precision: str | Precision = "auto",
     ):
         if margin not in ("eq56", "reference"):
             raise PDDLiteError(f"unknown margin terms {margin!r}; choose 'eq56' (Eqs. 5-6) or 'reference'")
         notebook = margin == "reference"
         gen_lr = 2 * lr if notebook else lr
-        super().__init__(generator, discriminator, lr, betas, z_std, device, seed)
+        super().__init__(generator, discriminator, lr, betas, z_std, device, seed, precision)
         self.optimizers["generator"] = adam(generator.parameters(), gen_lr, betas)
         self.prototypes, self.prototype_labels = prototypes, prototype_labels
         self.margin, self.beta, self.q_intra, self.q_inter = margin, beta, q_intra, q_inter
@@ -95,20 +96,18 @@ class TuneUpTrainer(GANTrainer):
         if self.augment:
             prototypes = random_affine(prototypes, self.augment_generator)
         if self.margin == "eq56":
-            with bn_mode(d, "eval"), autocast(self.device):
+            with bn_mode(d, "eval"), self.autocast():
                 raw = d.features(prototypes).float()
             z = normalize(raw, self.normalization, raw.mean(dim=0).detach())
             loss = margin_loss(z, self.prototype_labels, self.beta, self.q_intra, self.q_inter)
             opt = self.optimizers["margin"]
         else:
-            with bn_mode(d, "train"), autocast(self.device):
+            with bn_mode(d, "train"), self.autocast():
                 z = d.features(prototypes).float()
             intra = self.epoch % 2 == 0  # the notebook alternates the two terms by epoch
             loss = reference_intra_loss(z, self.prototype_labels) if intra else reference_inter_loss(z, self.prototype_labels)
             opt = self.optimizers["intra" if intra else "inter"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.optimize(loss, opt)
         return loss.detach()
 
     def state_dict(self) -> dict:

@@ -11,7 +11,7 @@ Every baseline
   steps the profile gives the method), its network width from ``profile.width`` and its training-set cap
   from ``profile.max_train_images``;
 * keeps the training images on the device and draws shuffled index batches from a seeded CPU
-  generator (:func:`pddlite.data.batches`), trains in bfloat16 autocast on CUDA (and scores in
+  generator (:func:`pddlite.data.batches`), trains in the device's mixed precision (and scores in
   float32), and shows a tqdm bar per training stage;
 * trains for a fixed number of epochs and scores in eval mode: no epoch is ever chosen on test data.
 """
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..data import Task
-from ..device import resolve_device, seed_everything
+from ..device import choose_precision, resolve_device, seed_everything
 from ..errors import PDDLiteError
 from ..metrics import evaluate
 from ..profiles import Profile, get_profile
@@ -46,9 +46,11 @@ class BaselineDetector:
     """Base class of the baselines; subclasses set ``method`` and implement the four hooks below.
 
     Args (shared by every baseline):
-        profile: ``"paper"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick).
+        profile: ``"paper"``, ``"colab"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         seed: seeds weights, batches and noise (the same seed gives the same numbers on a device).
+        precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"`` (see :mod:`pddlite.device`).
+        deterministic: deterministic cuDNN algorithms (slower) instead of the fastest ones.
         progress: show a tqdm bar per training stage.
         epochs, batch_size: override the profile's schedule.
         width: override the profile's network width multiplier.
@@ -70,11 +72,15 @@ class BaselineDetector:
         batch_size: int | None = None,
         width: float | None = None,
         max_train_images: int | None = _FROM_PROFILE,
+        precision: str = "auto",
+        deterministic: bool = False,
         **unknown: Any,
     ):
         unknown_options(type(self), unknown)
         self.profile = get_profile(profile)
         self.device = resolve_device(device)
+        self.precision = choose_precision(self.device, precision)
+        self.deterministic = bool(deterministic)
         self.seed = int(seed)
         self.progress = bool(progress)
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -120,7 +126,7 @@ class BaselineDetector:
         ``y`` gives class labels when ``X`` is a tensor and the method needs them.
         """
         images, labels, dataset = self._training_data(X, y)
-        seed_everything(self.seed)
+        seed_everything(self.seed, self.deterministic)
         classes = torch.unique(labels) if labels is not None else None
         self.image_shape_ = tuple(images.shape[1:])
         self.dataset_ = dataset
@@ -214,9 +220,11 @@ def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], lr: float) -
 
 def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:
     """The ``run_task`` runner of a baseline: fit on the task, score its test split."""
-    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
+    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
+            deterministic: bool = False, **options: Any) -> dict[str, Any]:
         refuse_pdd_options(cls.method, options)
-        model = cls(profile=profile, device=device, seed=seed, progress=progress, **options).fit(task)
+        model = cls(profile=profile, device=device, seed=seed, progress=progress, precision=precision,
+                    deterministic=deterministic, **options).fit(task)
         metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
         return {**metrics, "model": model}
 

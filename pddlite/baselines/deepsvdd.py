@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import batches, canonical_dataset_name
-from ..device import autocast
+from ..device import Precision
 from ..errors import PDDLiteError
 from ..experiment import register_method
 from ..gan import EpochTrainer
@@ -192,8 +192,9 @@ class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
     """Pre-training of phi as the encoder of an autoencoder (sum of squared errors per image)."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, *, lr: float = 1e-4, weight_decay: float = 5e-4,
-                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0):
-        super().__init__(torch.device(device), seed, 1.0)
+                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
+                 precision: str | Precision = "auto"):
+        super().__init__(torch.device(device), seed, 1.0, precision)
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
         params = list(encoder.parameters()) + list(decoder.parameters())
@@ -207,12 +208,10 @@ class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
         n = 0
         for idx in batches(len(images), batch_size, self.data_generator, self.device):
             x = images[idx]
-            with autocast(self.device):
+            with self.autocast():
                 rec = self.decoder(self.encoder(x))
             loss = ((rec.float() - x.float()) ** 2).flatten(1).sum(dim=1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            self.optimize(loss, opt)
             total += loss.detach()
             n += 1
         return {"loss_ae": (total / max(n, 1)).item()}
@@ -222,8 +221,9 @@ class SVDDTrainer(_StepLRMixin, EpochTrainer):
     """One-class Deep SVDD: minimise the mean squared distance of phi(x) to the fixed centre c."""
 
     def __init__(self, encoder: nn.Module, center: torch.Tensor, *, lr: float = 1e-4, weight_decay: float = 5e-7,
-                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0):
-        super().__init__(torch.device(device), seed, 1.0)
+                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
+                 precision: str | Precision = "auto"):
+        super().__init__(torch.device(device), seed, 1.0, precision)
         self.encoder, self.center = encoder, center
         self.modules = {"encoder": encoder}
         self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=lr, weight_decay=weight_decay)}
@@ -235,12 +235,10 @@ class SVDDTrainer(_StepLRMixin, EpochTrainer):
         total = torch.zeros((), device=self.device)
         n = 0
         for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            with autocast(self.device):
+            with self.autocast():
                 rep = self.encoder(images[idx])
             loss = ((rep.float() - self.center) ** 2).sum(dim=1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            self.optimize(loss, opt)
             total += loss.detach()
             n += 1
         return {"loss_svdd": (total / max(n, 1)).item()}
@@ -326,13 +324,15 @@ class DeepSVDD(BaselineDetector):
         self.history_ = {"autoencoder": [], "svdd": []}
         if s["ae_epochs"] > 0:
             ae = AutoencoderTrainer(self.encoder_, self.decoder_, lr=self.ae_lr, weight_decay=s["ae_weight_decay"],
-                                    milestone=s["ae_milestone"], device=self.device, seed=self.seed)
+                                    milestone=s["ae_milestone"], device=self.device, seed=self.seed,
+                                    precision=self.precision)
             self.history_["autoencoder"] = ae.fit(images, s["ae_epochs"], batch_size, self.progress,
                                                   "Deep SVDD autoencoder pre-training")
         self.decoder_ = None  # only phi is kept
         self.center_ = initial_center(self.encoder_, images, self.eps)
         self.trainer_ = SVDDTrainer(self.encoder_, self.center_, lr=self.lr, weight_decay=self.weight_decay,
-                                    milestone=s["milestone"], device=self.device, seed=self.seed + 1)
+                                    milestone=s["milestone"], device=self.device, seed=self.seed + 1,
+                                    precision=self.precision)
         self.history_["svdd"] = self.trainer_.fit(images, epochs, batch_size, self.progress, "Deep SVDD")
 
     def _scoring_modules(self) -> list[nn.Module]:

@@ -42,7 +42,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..device import autocast
 from ..ema import WeightAverage
 from ..embedding import fresh_batchnorm_statistics
 from ..errors import PDDLiteError
@@ -85,7 +84,7 @@ class EMABiGANTrainer(BiGANTrainer):
         nets = self.averaged()
         g, e, d = nets["generator"], nets["encoder"], nets["discriminator"]
         noise = torch.Generator(device=self.device).manual_seed(self.seed + 2)
-        with fresh_batchnorm_statistics(g, e, d), autocast(self.device):
+        with fresh_batchnorm_statistics(g, e, d), self.autocast():
             for x in images.split(batch_size):
                 z = torch.randn(len(x), Z_DIM, generator=noise, device=self.device) * self.z_std
                 d(x, e(x))
@@ -142,10 +141,11 @@ class EGBAD(BaselineDetector):
         self.lr_ = self.lr if self.lr is not None else EGBAD_LR[tuple(image_shape)]
         g, e, d = (net.to(self.device) for net in (generator, encoder, discriminator))
         if self.ema_decay is None:
-            self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed)
+            self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed,
+                                         precision=self.precision)
         else:
             self.trainer_ = EMABiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed,
-                                            ema_decay=self.ema_decay)
+                                            precision=self.precision, ema_decay=self.ema_decay)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "EGBAD (BiGAN)")

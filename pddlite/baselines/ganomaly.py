@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ..data import batches
-from ..device import autocast
+from ..device import Precision
 from ..errors import PDDLiteError
 from ..experiment import register_method
 from ..gan import EpochTrainer, adam, bce_fake, bce_real
@@ -112,8 +112,9 @@ class GANomalyTrainer(EpochTrainer):
 
     def __init__(self, generator: GANomalyGenerator, discriminator: nn.Module, *, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), w_adv: float = 1.0, w_con: float = 50.0,
-                 w_enc: float = 1.0, adversarial: str = "code", device: torch.device | str = "cpu", seed: int = 0):
-        super().__init__(torch.device(device), seed, 1.0)
+                 w_enc: float = 1.0, adversarial: str = "code", device: torch.device | str = "cpu", seed: int = 0,
+                 precision: str | Precision = "auto"):
+        super().__init__(torch.device(device), seed, 1.0, precision)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {"generator": adam(generator.parameters(), lr, betas),
@@ -124,7 +125,7 @@ class GANomalyTrainer(EpochTrainer):
     def step(self, real: torch.Tensor) -> torch.Tensor:
         g, d = self.generator, self.discriminator
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
-        with autocast(self.device):
+        with self.autocast():
             fake, z, z_rec = g(real)
             # D's predictions come first, on the reconstructions before G moves (the code's forward_d)
             loss_d = 0.5 * (bce_real(d(real)) + bce_fake(d(fake.detach())))
@@ -134,12 +135,8 @@ class GANomalyTrainer(EpochTrainer):
             con = (real.float() - fake.float()).abs().mean()
             enc = ((z.float() - z_rec.float()) ** 2).mean()
             loss_g = self.w_adv * adv + self.w_con * con + self.w_enc * enc
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        self.optimize(loss_g, opt_g)
+        self.optimize(loss_d, opt_d)
         if loss_d.item() < 1e-5:  # the code's guard against a perfect D (one host sync per step, as there)
             d.apply(init_weights)
             self.reinitialisations += 1
@@ -196,7 +193,8 @@ class GANomaly(BaselineDetector):
         self.generator_, self.discriminator_ = generator.to(self.device), discriminator.to(self.device)
         self.trainer_ = GANomalyTrainer(
             self.generator_, self.discriminator_, lr=self.lr, w_adv=self.w_adv, w_con=self.w_con,
-            w_enc=self.w_enc, adversarial=self.adversarial, device=self.device, seed=self.seed)
+            w_enc=self.w_enc, adversarial=self.adversarial, device=self.device, seed=self.seed,
+            precision=self.precision)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "GANomaly")

@@ -50,7 +50,7 @@ from torch import nn
 
 from ..augment import random_crop_flip
 from ..data import batches
-from ..device import autocast
+from ..device import Precision
 from ..errors import PDDLiteError
 from ..experiment import register_method
 from ..gan import EpochTrainer
@@ -110,8 +110,9 @@ class MCDDTrainer(EpochTrainer):
     optimiser, learning-rate steps and augmentation of one of :data:`RECIPES`."""
 
     def __init__(self, net: MCDDNet, labels: torch.Tensor, *, recipe: str = "tabular", lr: float | None = None,
-                 reg_lambda: float | None = None, epochs: int = 1, device: torch.device | str = "cpu", seed: int = 0):
-        super().__init__(torch.device(device), seed, 1.0)
+                 reg_lambda: float | None = None, epochs: int = 1, device: torch.device | str = "cpu", seed: int = 0,
+                 precision: str | Precision = "auto"):
+        super().__init__(torch.device(device), seed, 1.0, precision)
         settings = RECIPES[recipe]
         self.net, self.labels = net, labels
         self.recipe = recipe
@@ -140,14 +141,12 @@ class MCDDTrainer(EpochTrainer):
             x = images[idx]
             if self.augment:
                 x = random_crop_flip(x, self.augment_generator, pad)
-            with autocast(self.device):
+            with self.autocast():
                 dist = self.net.distances(x)
             pull = dist.gather(1, y.unsqueeze(1)).mean()
             push = F.cross_entropy(-dist + self.net.biases, y)
             loss = self.reg_lambda * pull + push
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            self.optimize(loss, opt)
             sums += torch.stack([loss.detach(), pull.detach(), push.detach()])
             n += 1
         values = (sums / max(n, 1)).tolist()
@@ -201,7 +200,7 @@ class MCDD(BaselineDetector):
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.recipe_ = resolve_recipe(self.recipe, self.image_shape_)
         self.trainer_ = MCDDTrainer(self.net_, labels, recipe=self.recipe_, lr=self.lr, reg_lambda=self.reg_lambda,
-                                    epochs=epochs, device=self.device, seed=self.seed)
+                                    epochs=epochs, device=self.device, seed=self.seed, precision=self.precision)
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "MCDD")
 
     def _scoring_modules(self) -> list[nn.Module]:

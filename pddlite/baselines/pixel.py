@@ -104,7 +104,9 @@ class PixelCentroid(_PixelDetector):
 
 
 def _runner(cls: type[_PixelDetector]):
-    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, **options: Any) -> dict[str, Any]:
+    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
+            deterministic: bool = False, **options: Any) -> dict[str, Any]:
+        # no training: precision and determinism do not apply (distances are computed in float32)
         refuse_pdd_options(cls.method, options)
         model = cls(**options).fit(task)
         return {**evaluate(task.test_is_anomaly, model.decision_function(task.test_images)), "model": model}

@@ -1,0 +1,210 @@
+"""One prepared check of pddlite's GPU path: what the device is, how fast the training steps run in
+each precision, and a real PDD task end to end, printed and written as one JSON file.
+
+    python benchmarks/gpu_check.py                          # on a GPU: about 5 minutes
+    python benchmarks/gpu_check.py --device cpu --smoke     # the same code path on a CPU, < 1 minute
+
+Needs no network: the real task is mnist-5k, which ships with the package's dependencies.
+
+1. The device, its compute capability and the precision ``--precision auto`` picks there
+   (:func:`pddlite.device.choose_precision`).
+2. Images per second of a GAN pre-training step and of a tune-up step (one adversarial step and
+   one margin step on 180 prototypes) at paper width (Tables 3-4) and batch size (Table 2: 200),
+   for 28x28 and 64x64 images, in each precision the device supports, and the pre-training step
+   again with the networks under ``torch.compile`` (GPU only; measured, not yet offered by the
+   library). Every figure is the fastest of ``--repeats`` timings of ``--steps`` steps, after
+   warm-up steps (compilation included there).
+3. The wall time of a ``paper``-profile MNIST task (54,000 unlabeled images, 20 + 40 epochs at
+   batch 200), estimated from the step timings of item 2 (an estimate: data movement and scoring
+   are left out; the goal is under 60 s on an H100/H200-class GPU).
+4. A real ``paper``-profile PDD task on mnist-5k (anomaly 1, seed 0, the ``pddlite`` variant):
+   AUROC / AUPRC on the test split and its wall time.
+5. Notebook 4 executed in the ``colab`` profile (``nbclient``; offline, it falls back to mnist-5k),
+   and its wall time: a Colab session's notebook must finish within 15 minutes.
+
+Each item is timed against ``--budget-s``; items that no longer fit are skipped and say so. An
+item that fails records its error and the check goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pddlite.device import PRECISIONS, choose_precision, resolve_device  # noqa: E402
+from pddlite.gan import GANTrainer  # noqa: E402
+from pddlite.nets import init_weights, make_gan  # noqa: E402
+from pddlite.tuneup import TuneUpTrainer  # noqa: E402
+
+SHAPES = {"28x28": (1, 28, 28), "64x64": (3, 64, 64)}
+MNIST_UNLABELED, PAPER_BATCH, PAPER_EPOCHS = 54_000, 200, (20, 40)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def supported_precisions(device: torch.device) -> list[str]:
+    """float32 everywhere, bfloat16 where the GPU has it, float16 (with loss scaling). On a CPU only
+    float32 and float16: the loss-scaling path is the one to exercise, and bfloat16 there is emulated."""
+    if device.type == "cpu":
+        return ["fp32", "fp16"]
+    return ["fp32", *(["bf16"] if torch.cuda.is_bf16_supported() else []), "fp16"]
+
+
+def step_throughput(device, shape, precision, width, batch, steps, warmup, repeats, compile_nets=False) -> dict:
+    """Images/s of a pre-training step and a tune-up step (the fastest of ``repeats`` timings)."""
+    torch.manual_seed(0)
+    g, d = make_gan(shape, width)
+    g.apply(init_weights)
+    d.apply(init_weights)
+    g, d = g.to(device), d.to(device)
+    images = torch.rand(batch, *shape, device=device) * 2 - 1
+    protos = torch.rand(180, *shape, device=device) * 2 - 1
+    labels = torch.arange(9, device=device).repeat_interleave(20)
+    out: dict[str, Any] = {}
+    pre = GANTrainer(torch.compile(g) if compile_nets else g, torch.compile(d) if compile_nets else d,
+                     device=device, precision=precision)
+    stages: dict[str, Callable[[], Any]] = {"pretrain": lambda: pre.step(images)}
+    if not compile_nets:  # the tune-up's margin step calls d.features, which torch.compile(d) leaves alone
+        tune = TuneUpTrainer(g, d, protos, labels, device=device, precision=precision)
+        stages["tuneup"] = lambda: tune.batch_losses(images)
+    for name, step in stages.items():
+        for _ in range(warmup):
+            step()
+        best = math.inf
+        for _ in range(max(repeats, 1)):
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            sync(device)
+            best = min(best, time.perf_counter() - start)
+        out[f"{name}_images_per_s"] = round(steps * batch / best, 1)
+        out[f"{name}_ms_per_step"] = round(1000 * best / steps, 3)
+    return out
+
+
+def real_task(device: torch.device, profile: str) -> dict:
+    from pddlite.experiment import run_task
+
+    row = run_task("mnist-5k", anomaly=1, shots=20, seed=0, profile=profile, method="pdd", device=str(device),
+                   progress=False, ablation=False)
+    row.pop("model", None)
+    keep = ("profile", "variant", "precision", "pretrain_auroc", "pretrain_auprc", "auroc", "auprc", "seconds")
+    return {k: row[k] for k in keep if k in row}
+
+
+def run_notebook_4() -> dict:
+    """Execute notebooks/04_tuneup_and_scoring.ipynb in the ``colab`` profile (offline: mnist-5k)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[1]
+    path = root / "notebooks" / "04_tuneup_and_scoring.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    os.environ["PDDLITE_PROFILE"] = "colab"
+    # the kernel imports this working tree's pddlite, installed or not
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(path.parent)}}).execute()
+    return {"profile": "colab", "seconds": round(time.perf_counter() - start, 1), "cells": len(nb.cells)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--smoke", action="store_true", help="tiny networks and steps: checks the code path in seconds")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 20; smoke 2)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--budget-s", type=float, default=330.0, help="stop starting new items after this many seconds")
+    p.add_argument("--out", default="gpu_check.json", help="where to write the JSON")
+    args = p.parse_args(argv)
+
+    start = time.perf_counter()
+    device = resolve_device(args.device)
+    smoke = args.smoke
+    if smoke and device.type == "cpu":
+        torch.set_num_threads(1)  # tiny ops: a second thread only adds synchronisation on a shared CPU
+    width, batch = (0.125, 8) if smoke else (1.0, PAPER_BATCH)
+    steps = args.steps or (1 if smoke else 20)
+    warmup = 1 if smoke else 3
+    repeats = 1 if smoke else args.repeats
+    report: dict[str, Any] = {
+        "smoke": smoke, "torch": torch.__version__, "python": platform.python_version(),
+        "device": str(device), "width": width, "batch": batch, "steps": steps, "items": {},
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        report.update(device_name=props.name, capability=list(torch.cuda.get_device_capability(device)),
+                      memory_gib=round(props.total_memory / 2**30, 1))
+    else:
+        report.update(device_name=platform.processor() or platform.machine(), capability=None)
+    report["auto_precision"] = choose_precision(device, "auto").name
+    print(f"device {report['device_name']} ({device}), capability {report['capability']}, "
+          f"--precision auto -> {report['auto_precision']}; torch {torch.__version__}")
+
+    def item(name: str, fn: Callable[[], dict]) -> None:
+        if time.perf_counter() - start > args.budget_s:
+            report["items"][name] = {"skipped": f"over the {args.budget_s:.0f} s budget"}
+            print(f"  {name}: skipped (budget)")
+            return
+        t0 = time.perf_counter()
+        try:
+            result = fn()
+        except Exception as err:  # one failing item must not lose the others
+            result = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(limit=3)}
+        result["item_seconds"] = round(time.perf_counter() - t0, 2)
+        report["items"][name] = result
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in result.items() if k != "traceback"))
+
+    precisions = supported_precisions(device)
+    for label, shape in SHAPES.items():
+        for prec in precisions:
+            item(f"steps {label} {prec}", lambda s=shape, q=prec: step_throughput(
+                device, s, q, width, batch, steps, warmup, repeats))
+        if device.type == "cuda":
+            auto = report["auto_precision"]
+            item(f"steps {label} {auto} compiled", lambda s=shape, q=auto: step_throughput(
+                device, s, q, width, batch, steps, warmup + 2, repeats, compile_nets=True))
+
+    # 3. a paper-profile MNIST task from the 28x28 step timings in the auto precision
+    timed = report["items"].get(f"steps 28x28 {report['auto_precision']}", {})
+    if "tuneup_ms_per_step" in timed:
+        per_epoch = MNIST_UNLABELED // PAPER_BATCH
+        seconds = per_epoch * (PAPER_EPOCHS[0] * timed["pretrain_ms_per_step"] +
+                               PAPER_EPOCHS[1] * timed["tuneup_ms_per_step"]) / 1000
+        note = "at smoke width and batch: not a paper figure" if smoke else "training steps only"
+        report["items"]["paper MNIST task (estimate)"] = {"seconds": round(seconds, 1), "assumes": note}
+        print(f"  paper MNIST task (estimate): {seconds:.1f} s ({note})")
+
+    item("real task mnist-5k", lambda: real_task(device, "smoke" if smoke else "paper"))
+    if smoke:
+        report["items"]["notebook 4 (colab)"] = {"skipped": "smoke: the test suite executes every notebook"}
+    else:
+        item("notebook 4 (colab)", run_notebook_4)
+
+    report["total_seconds"] = round(time.perf_counter() - start, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"done in {report['total_seconds']} s; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
