@@ -33,15 +33,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def training_throughput(device: torch.device, steps: int, shape: tuple[int, int, int], batch: int) -> dict[str, float]:
+def step_inputs(device: torch.device, shape: tuple[int, int, int], width: float = 1.0, batch: int = 200):
+    """What one training step needs: a freshly initialised Table 3/4 GAN on ``device``, ``batch``
+    random images and 9 x 20 random prototypes with their labels (step cost does not depend on pixels)."""
     torch.manual_seed(0)
-    g, d = make_gan(shape, 1.0)
+    g, d = make_gan(shape, width)
     g.apply(init_weights)
     d.apply(init_weights)
-    g, d = g.to(device), d.to(device)
-    images = torch.rand(batch * 4, *shape, device=device) * 2 - 1
+    images = torch.rand(batch, *shape, device=device) * 2 - 1
     protos = torch.rand(180, *shape, device=device) * 2 - 1
     labels = torch.arange(9, device=device).repeat_interleave(20)
+    return g.to(device), d.to(device), images, protos, labels
+
+
+def training_throughput(device: torch.device, steps: int, shape: tuple[int, int, int], batch: int) -> dict[str, float]:
+    g, d, _, protos, labels = step_inputs(device, shape, 1.0, batch)
+    images = torch.rand(batch * 4, *shape, device=device) * 2 - 1
     trainer = TuneUpTrainer(g, d, protos, labels, device=device)
     out = {}
     for name, step in (("pretrain", lambda x: trainer.step(x)),
@@ -60,14 +67,7 @@ def step_flops(device: torch.device, shape: tuple[int, int, int], batch: int) ->
     """Floating-point operations of one pre-training step and one tune-up step (counted, not timed)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.manual_seed(0)
-    g, d = make_gan(shape, 1.0)
-    g.apply(init_weights)
-    d.apply(init_weights)
-    g, d = g.to(device), d.to(device)
-    images = torch.rand(batch, *shape, device=device) * 2 - 1
-    protos = torch.rand(180, *shape, device=device) * 2 - 1
-    labels = torch.arange(9, device=device).repeat_interleave(20)
+    g, d, images, protos, labels = step_inputs(device, shape, 1.0, batch)
     trainer = TuneUpTrainer(g, d, protos, labels, device=device)
     out = {}
     for name, step in (("pretrain", lambda: trainer.step(images)),

@@ -41,10 +41,11 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pddlite.device import PRECISIONS, choose_precision, resolve_device  # noqa: E402
+from bench_core import step_inputs  # noqa: E402
+from pddlite.device import choose_precision, resolve_device  # noqa: E402
 from pddlite.gan import GANTrainer  # noqa: E402
-from pddlite.nets import init_weights, make_gan  # noqa: E402
 from pddlite.tuneup import TuneUpTrainer  # noqa: E402
 
 SHAPES = {"28x28": (1, 28, 28), "64x64": (3, 64, 64)}
@@ -66,14 +67,7 @@ def supported_precisions(device: torch.device) -> list[str]:
 
 def step_throughput(device, shape, precision, width, batch, steps, warmup, repeats, compile_nets=False) -> dict:
     """Images/s of a pre-training step and a tune-up step (the fastest of ``repeats`` timings)."""
-    torch.manual_seed(0)
-    g, d = make_gan(shape, width)
-    g.apply(init_weights)
-    d.apply(init_weights)
-    g, d = g.to(device), d.to(device)
-    images = torch.rand(batch, *shape, device=device) * 2 - 1
-    protos = torch.rand(180, *shape, device=device) * 2 - 1
-    labels = torch.arange(9, device=device).repeat_interleave(20)
+    g, d, images, protos, labels = step_inputs(device, shape, width, batch)
     out: dict[str, Any] = {}
     pre = GANTrainer(torch.compile(g) if compile_nets else g, torch.compile(d) if compile_nets else d,
                      device=device, precision=precision)
