@@ -12,6 +12,7 @@ CIFAR-10 is resized from 32x32 to 64x64 for the Table 4 networks.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -103,6 +104,16 @@ class Task:
         keep = torch.randperm(n, generator=g)[:max_images].sort().values.to(self.device)
         return replace(self, train_images=self.train_images[keep], train_labels=self.train_labels[keep])
 
+    def identity(self) -> dict[str, object]:
+        """What makes this task this task: its dataset, classes, shots, seed and split, and a
+        digest of its images and labels (prototypes, unlabeled set and scored split), so that a
+        checkpoint or a result made on one task is never taken for another's."""
+        digest = hashlib.sha256()
+        for name in ("prototype_images", "prototype_labels", "train_images", "test_images", "test_is_anomaly"):
+            digest.update(getattr(self, name).detach().cpu().contiguous().numpy().tobytes())
+        return {"dataset": self.dataset, "anomaly_classes": list(self.anomaly_classes), "shots": self.shots,
+                "seed": self.seed, "split": self.split, "data": digest.hexdigest()[:16]}
+
     def __repr__(self) -> str:
         return (
             f"Task(dataset={self.dataset!r}, anomaly={list(self.anomaly_classes)}, shots={self.shots}, "
@@ -124,6 +135,66 @@ def default_data_root() -> Path:
     return Path(cache) / "pddlite" / "data"
 
 
+def check_images(images: np.ndarray | torch.Tensor, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """``images`` as a float tensor N x C x H x W in [-1, 1], the form every detector takes.
+
+    The one check at a detector's door (``fit`` on arrays, ``decision_function``): a shape other
+    than ``shape`` per image, values outside [-1, 1] (raw 0..255 pixels, or [0, 1] floats
+    rescaled twice), NaN or infinity, booleans, strings or objects are each refused with one line
+    that says how to convert, never scored.
+    """
+    x = _as_number_tensor(images, "images")
+    if x.ndim != 4 or (shape is not None and tuple(x.shape[1:]) != tuple(shape)):
+        want = "N x " + " x ".join(map(str, shape)) if shape is not None else "N x C x H x W"
+        raise PDDLiteError(f"expected images shaped {want} in [-1, 1] (as in a Task), got {tuple(x.shape)}")
+    if len(x) == 0:
+        raise PDDLiteError("got no images (an empty batch): pass at least one image")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise PDDLiteError("the images contain NaN or infinite values: clean or drop those images first")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
+        raise PDDLiteError(
+            f"images must lie in [-1, 1] as in a Task, got values in [{lo:.3g}, {hi:.3g}]: convert raw "
+            "pixels (uint8 0..255 or floats in [0, 1]) with pddlite.data.to_unit_range(images)"
+        )
+    return x
+
+
+def check_labels(labels: np.ndarray | torch.Tensor, n: int | None = None, what: str = "labels") -> torch.Tensor:
+    """Class labels as a flat int64 tensor: whole numbers >= 0, one per image (``n`` of them).
+
+    Float labels are taken only when they are whole (1.0, not 1.2: truncating would merge
+    classes); strings, booleans, NaN and negative labels are refused with one line.
+    """
+    y = _as_number_tensor(labels, what).flatten()
+    if y.is_floating_point():
+        if not torch.isfinite(y).all() or not torch.equal(y, y.round()):
+            raise PDDLiteError(f"{what} must be whole class numbers (0, 1, 2, ...), got fractional or NaN values")
+    if y.numel() and y.min() < 0:
+        raise PDDLiteError(f"{what} must be class numbers >= 0, got {int(y.min())}")
+    y = y.to(torch.int64)
+    if n is not None and len(y) != n:
+        raise PDDLiteError(f"{n} images but {len(y)} {what}: give one label per image")
+    return y
+
+
+def _as_number_tensor(values: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
+    """A numeric tensor of ``values``, or one line saying that they are not numbers."""
+    if isinstance(values, torch.Tensor):
+        x = values
+    else:
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "biuf":
+            raise PDDLiteError(f"{what} must be numbers (uint8, int or float arrays), got dtype {arr.dtype}")
+        x = torch.as_tensor(arr)
+    if x.dtype == torch.bool:
+        raise PDDLiteError(f"{what} are booleans: convert them, e.g. images.astype('uint8') * 255")
+    if x.is_complex():
+        raise PDDLiteError(f"{what} must be real numbers, got {x.dtype}")
+    return x
+
+
 def to_unit_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Convert images to float32 N x C x H x W in [-1, 1].
 
@@ -131,7 +202,7 @@ def to_unit_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     (channels last, C in 1 or 3) or N x C x H x W. Anything else is refused with a clear error,
     never silently rescaled.
     """
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = _as_number_tensor(images, "images")
     if x.ndim == 3:
         x = x.unsqueeze(1)
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -144,6 +215,8 @@ def to_unit_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = x.float() / 255.0
     elif x.is_floating_point():
         x = x.float()
+        if not torch.isfinite(x).all():
+            raise PDDLiteError("the images contain NaN or infinite values: clean or drop those images first")
         if x.numel() and (x.min() < 0.0 or x.max() > 1.0):
             raise PDDLiteError(
                 "float images must lie in [0, 1] (or pass uint8 in [0, 255]); "
@@ -259,9 +332,15 @@ def load_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train images, train labels, test images, test labels) of a dataset pddlite knows."""
     key = canonical_dataset_name(name)
-    if key == "mnist-5k":
-        return load_mnist_5k()
-    return load_torchvision(key, root, download)
+    arrays = load_mnist_5k() if key == "mnist-5k" else load_torchvision(key, root, download)
+    n_classes = len(DATASETS[key])
+    for part, labels in (("training", arrays[1]), ("test", arrays[3])):
+        bad = labels[(labels < 0) | (labels >= n_classes)]
+        if len(bad):
+            where = "" if key == "mnist-5k" else f" in {Path(root) if root is not None else default_data_root()}"
+            raise PDDLiteError(f"the {part} labels of {key}{where} hold class {int(bad[0])}, outside 0..{n_classes - 1}: "
+                               "the labels file is damaged; delete it and run again to download it")
+    return arrays
 
 
 # --------------------------------------------------------------------------- tasks
@@ -503,9 +582,7 @@ def make_task_from_arrays(
     Images must be 28x28 grey, or 32x32 / 64x64 colour (see :data:`SUPPORTED_SHAPES`).
     """
     x = fit_to_architecture(to_unit_range(images))
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64).flatten()
-    if len(x) != len(y):
-        raise PDDLiteError(f"{len(x)} images but {len(y)} labels: give one label per image")
+    y = check_labels(labels, len(x))
     if (test_images is None) != (test_labels is None):
         raise PDDLiteError("give both test_images and test_labels, or neither")
     if test_images is None:
@@ -519,9 +596,7 @@ def make_task_from_arrays(
         x, y = x[train_idx], y[train_idx]
     else:
         tx = fit_to_architecture(to_unit_range(test_images))
-        ty = torch.as_tensor(np.asarray(test_labels), dtype=torch.int64).flatten()
-        if len(tx) != len(ty):
-            raise PDDLiteError(f"{len(tx)} test images but {len(ty)} test labels")
+        ty = check_labels(test_labels, len(tx), "test labels")
         if tx.shape[1:] != x.shape[1:]:
             raise PDDLiteError(f"test images are {tuple(tx.shape[1:])}, training images {tuple(x.shape[1:])}")
     return split_task(

@@ -311,3 +311,56 @@ def test_torchvision_cifar10_format_offline(tmp_path, monkeypatch):
 def test_torchvision_dataset_missing_offline_points_to_mnist_5k(tmp_path):
     with pytest.raises(PDDLiteError, match="mnist-5k"):
         make_task("mnist", anomaly=1, root=tmp_path, download=False)
+
+
+# --------------------------------------------------------------------------- input that must never pass silently
+
+
+def test_arrays_refuse_nan_bool_string_and_fractional_labels():
+    x, y = tiny_arrays()
+    floats = x.astype(np.float32) / 255.0
+    floats[3, 4, 5] = np.nan
+    with pytest.raises(PDDLiteError, match="NaN or infinite"):
+        make_task_from_arrays(floats, y, anomaly=1, shots=2)
+    with pytest.raises(PDDLiteError, match="booleans"):
+        make_task_from_arrays(x > 127, y, anomaly=1, shots=2)
+    with pytest.raises(PDDLiteError, match="must be numbers"):
+        make_task_from_arrays(x.astype(str), y, anomaly=1, shots=2)
+    # 1.2 and 1.7 would both become class 1 if truncated
+    with pytest.raises(PDDLiteError, match="whole class numbers"):
+        make_task_from_arrays(x, y + 0.2 * (np.arange(len(y)) % 2), anomaly=1, shots=2)
+    with pytest.raises(PDDLiteError, match="must be numbers"):
+        make_task_from_arrays(x, y.astype(str), anomaly=1, shots=2)
+    with pytest.raises(PDDLiteError, match=">= 0"):
+        make_task_from_arrays(x, y - 1, anomaly=1, shots=2)
+    # whole-number floats are labels like any other
+    t = make_task_from_arrays(x, y.astype(np.float64), anomaly=1, shots=2)
+    assert t.normal_classes == (0, 2, 4)
+
+
+def test_detectors_refuse_raw_pixels_and_non_finite_images():
+    from pddlite.data import check_images
+
+    good = torch.rand(4, 1, 28, 28) * 2 - 1
+    assert check_images(good, (1, 28, 28)) is not None
+    with pytest.raises(PDDLiteError, match=r"in \[-1, 1\].*to_unit_range"):
+        check_images(good * 127.5 + 127.5, (1, 28, 28))  # raw 0..255 pixels
+    bad = good.clone()
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(PDDLiteError, match="NaN or infinite"):
+        check_images(bad)
+    with pytest.raises(PDDLiteError, match="booleans"):
+        check_images(good > 0)
+    with pytest.raises(PDDLiteError, match="no images"):
+        check_images(good[:0], (1, 28, 28))
+    with pytest.raises(PDDLiteError, match=r"shaped N x 3 x 64 x 64 .*got \(4, 1, 28, 28\)"):
+        check_images(good, (3, 64, 64))
+
+
+def test_a_damaged_labels_file_is_refused_not_read_as_an_eleventh_class(tmp_path):
+    written = write_mnist_like(tmp_path, "MNIST")
+    labels = written["train"][1].copy()
+    labels[5] = 200
+    write_idx_labels(tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte", labels)
+    with pytest.raises(PDDLiteError, match="training labels of mnist .*hold class 200, outside 0..9.*damaged"):
+        make_task("mnist", anomaly=2, shots=3, seed=0, root=tmp_path, download=False)

@@ -24,22 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Task
+from ..data import Task, check_images, check_labels
 from ..device import choose_precision, resolve_device, seed_everything
 from ..errors import PDDLiteError
 from ..metrics import evaluate
 from ..profiles import Profile, get_profile
 
 _FROM_PROFILE: Any = object()  # sentinel: "take this value from the profile"
-
-
-def check_shape(images: torch.Tensor | np.ndarray, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-    """``images`` as a float tensor N x C x H x W (and of ``shape`` per image when given)."""
-    x = torch.as_tensor(images)
-    if x.ndim != 4 or (shape is not None and tuple(x.shape[1:]) != tuple(shape)):
-        want = "N x " + " x ".join(map(str, shape)) if shape is not None else "N x C x H x W"
-        raise PDDLiteError(f"expected images shaped {want} in [-1, 1] (as in a Task), got {tuple(x.shape)}")
-    return x.float()
 
 
 class BaselineDetector:
@@ -150,7 +141,7 @@ class BaselineDetector:
         """
         if not getattr(self, "fitted_", False):
             raise PDDLiteError(f"this {type(self).__name__} model is not fitted yet: call fit(task) first")
-        x = check_shape(images, self.image_shape_)
+        x = check_images(images, self.image_shape_)
         modules = self._scoring_modules()
         was = [m.training for m in modules]
         for m in modules:
@@ -174,14 +165,12 @@ class BaselineDetector:
             task = X.subsample_train(self.max_train_images, seed=self.seed).to(self.device)
             labels = task.train_labels if self.needs_labels else None
             return task.train_images.float(), labels, task.dataset
-        images = check_shape(X)
+        images = check_images(X)
         labels = None
         if self.needs_labels:
             if y is None:
                 raise PDDLiteError(f"{type(self).__name__} is trained on labeled normal data: pass fit(images, labels)")
-            labels = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().flatten()
-            if len(labels) != len(images):
-                raise PDDLiteError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+            labels = check_labels(y, len(images))
         if self.max_train_images is not None and len(images) > self.max_train_images:
             g = torch.Generator().manual_seed(self.seed)
             keep = torch.randperm(len(images), generator=g)[: self.max_train_images].sort().values

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Task
+from ..data import Task, check_images, check_labels
 from ..errors import PDDLiteError
 from ..experiment import register_method
 from ..metrics import evaluate
-from ._base import check_shape, refuse_pdd_options
+from ._base import refuse_pdd_options
 
 
 class _PixelDetector:
@@ -46,10 +46,8 @@ class _PixelDetector:
         else:
             if y is None:
                 raise PDDLiteError(f"{type(self).__name__}.fit needs the prototypes' labels: fit(images, labels)")
-            images = check_shape(X)
-            labels = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().flatten()
-            if len(labels) != len(images):
-                raise PDDLiteError(f"{len(images)} prototype images but {len(labels)} labels")
+            images = check_images(X)
+            labels = check_labels(y, len(images), "prototype labels")
         flat = images.detach().cpu().double().flatten(1)
         self.image_shape_ = tuple(images.shape[1:])
         self.labels_ = labels.detach().cpu()
@@ -63,7 +61,7 @@ class _PixelDetector:
         """Anomaly scores, higher = more anomalous, float64 NumPy."""
         if not hasattr(self, "labels_"):
             raise PDDLiteError(f"this {type(self).__name__} is not fitted yet: call fit(task) first")
-        x = check_shape(images, self.image_shape_).detach().cpu().double().flatten(1)
+        x = check_images(images, self.image_shape_).detach().cpu().double().flatten(1)
         out = [self._score(part) for part in x.split(self.chunk_size)]
         return torch.cat(out).numpy() if out else np.empty(0)
 
