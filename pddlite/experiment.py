@@ -3,7 +3,8 @@
 A result row is a flat dict of plain values (JSON-ready): the task (dataset, anomaly, shots,
 seed, and ``split``: the official ``"test"`` split, or the ``"validation"`` task of
 :func:`pddlite.make_validation_task` built from training data alone), the run (method, profile,
-variant, device), AUROC and AUPRC on that split, the wall time, and for PDD the same metrics after
+variant, device, and a fingerprint of its settings: :func:`settings_fingerprint`), AUROC and
+AUPRC on that split, the wall time, and for PDD its schedule and the same metrics after
 pre-training alone and after the same tune-up with its margin steps switched off (the isolated
 ablation of Figs. 9-11: pre-training, adversarial steps only, the full tune-up). Metrics are
 always computed in eval mode after a fixed number of epochs: no epoch is ever selected on the
@@ -12,6 +13,9 @@ split that is scored.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,7 +25,7 @@ from .device import choose_precision, resolve_device
 from .metrics import evaluate
 from .pdd import PDD, PDDConfig
 from .variants import DEFAULT_VARIANT
-from .profiles import get_profile
+from .profiles import Profile, get_profile
 
 #: where a run is scored: the official test split, or the validation task built from training data
 SPLITS = ("test", "validation")
@@ -68,6 +72,7 @@ def run_pdd(task, profile, seed, device, progress=True, precision="auto", determ
     model.tune_up(task)
     after = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
     row.update(auroc=after["auroc"], auprc=after["auprc"])
+    row.update(model.schedule_)  # the epochs, batch sizes and optimiser steps both stages ran
     if model.config.scoring == "umap":
         # transductive scoring (fitted on the scored set): report the inductive version beside it
         inductive = model.copy_with(scoring="umap-inductive", progress=False).fit_scorer(task)
@@ -135,10 +140,41 @@ def run_task(
         "variant": result.pop("variant", None),
         "device": str(dev),
         "precision": precision,
+        "settings": settings_fingerprint(method, prof, **options),
         "seconds": round(seconds, 2),
     }
     row.update(result)
     return row
+
+
+#: options that say where a run keeps its files or how it reports, not what it computes
+_NOT_SETTINGS = frozenset({"checkpoint", "pretrain_cache", "progress"})
+
+
+def settings_fingerprint(method: str, profile: str | Profile | None = None, **options: Any) -> str:
+    """A short digest of every setting a run's numbers depend on besides its task and seed.
+
+    It covers the profile's sizes for ``method`` (width, image cap, batch size, and the epochs or
+    optimiser steps of the method's stages) and the method's options; for PDD, the whole resolved
+    :class:`pddlite.PDDConfig` of its variant. The grid re-runs a finished row whose fingerprint
+    differs from the run it is asked for, so a changed default never passes an old result as new.
+    """
+    prof = get_profile(profile)
+    stages = sorted(k for k in {*prof.fixed_epochs, *prof.steps} if k == method or k.startswith(f"{method}-"))
+    what: dict[str, Any] = {
+        "method": method,
+        "profile": {"width": prof.width, "epoch_fraction": prof.epoch_fraction, "min_epochs": prof.min_epochs,
+                    "max_train_images": prof.max_train_images, "batch_size": prof.batch_size,
+                    "epochs": {k: prof.fixed_epochs.get(k) for k in stages},
+                    "steps": {k: prof.steps.get(k) for k in stages}},
+        "options": {k: v for k, v in options.items() if k not in _NOT_SETTINGS},
+    }
+    if method == "pdd":
+        fields = {f.name for f in dataclasses.fields(PDDConfig)}
+        config = PDDConfig.for_variant(options.get("variant", DEFAULT_VARIANT), prof,
+                                       **{k: v for k, v in options.items() if k in fields and k != "variant"})
+        what["config"] = dataclasses.asdict(config)
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _load_baselines() -> None:

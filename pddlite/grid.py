@@ -7,8 +7,11 @@ or, from a shell, ``pddlite replicate --datasets mnist fashion-mnist cifar10 --r
 
 * **One file per run.** Each finished run is written at once as one JSON object (written to a
   temporary file, then renamed over the final name, so a file is either complete or absent) at
-  ``OUT/<profile>/<dataset>/<method>/anomaly<a>_rep<r>_shots<k>.json``. A run whose file exists
-  is skipped: an interrupted grid resumes where it stopped, loses nothing and duplicates nothing.
+  ``OUT/<profile>/<dataset>/<method>/anomaly<a>_rep<r>_shots<k>.json``. A run whose file holds
+  its row is skipped: an interrupted grid resumes where it stopped, loses nothing and duplicates
+  nothing. A file whose row names another task, profile or variant, or other settings (its
+  :func:`pddlite.experiment.settings_fingerprint`: a changed default, a row from an older
+  pddlite), is re-run, with one line that says why.
 * **Same seed across methods.** Repetition ``r`` uses ``seed = r`` for every method and anomaly
   class, so all methods of a repetition see the same prototypes and the same split.
 * **Shards.** ``--shard k/n`` keeps runs ``k-1, k-1+n, k-1+2n, ...`` of the fixed run order
@@ -212,6 +215,31 @@ def write_row(row: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _expected(run: RunSpec, profile: Any, shots: int, split: str) -> dict[str, Any]:
+    """The fields a finished row of ``run`` must carry (its task, its run, its settings)."""
+    from .experiment import settings_fingerprint
+
+    options = {} if run.variant is None else {"variant": run.variant}
+    return {"dataset": run.dataset, "anomaly": run.anomaly, "shots": shots, "seed": run.seed, "split": split,
+            "method": run.method, "profile": profile.name, "variant": run.variant,
+            "settings": settings_fingerprint(run.method, profile, **options)}
+
+
+def _finished_row(run: RunSpec, path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
+    """The row at ``path`` if it is this run's, else ``None`` (with a warning when a file is there)."""
+    if not path.exists():
+        return None
+    row = _read_row(path)
+    if row is None:
+        return None
+    wrong = [k for k, v in expected.items() if row.get(k, "(none)") != v]
+    if wrong:
+        what = ", ".join(f"{k} {row.get(k, '(none)')!r} instead of {expected[k]!r}" for k in wrong)
+        warnings.warn(f"re-running {run}: the row at {path} has {what}", stacklevel=3)
+        return None
+    return row
+
+
 def _read_row(path: Path) -> dict[str, Any] | None:
     try:
         row = json.loads(path.read_text())
@@ -287,8 +315,8 @@ def replicate(
     """Run (or resume) the grid, or one shard of it; return the rows of the selected runs.
 
     Every run goes through :func:`pddlite.experiment.run_task` with ``seed = rep`` and is written
-    at once as one JSON file (see the module docstring); runs whose file exists are read, not
-    re-run. ``progress`` shows the bar over runs; ``run_progress`` also each run's epoch bars.
+    at once as one JSON file (see the module docstring); runs whose file holds their row (same
+    task, profile, variant and settings) are read, not re-run. ``progress`` shows the bar over runs; ``run_progress`` also each run's epoch bars.
     ``variants`` are PDD's variants to run side by side; ``split="validation"`` scores the
     validation tasks (where choices are made) instead of the test split, into files of their own.
     An exception in a run stops the grid (the finished runs stay written; run again to resume).
@@ -306,7 +334,7 @@ def replicate(
     pending: list[RunSpec] = []
     for run in runs:
         path = run.path(out, prof.name, shots, split)
-        row = _read_row(path) if path.exists() else None
+        row = _finished_row(run, path, _expected(run, prof, shots, split))
         if row is None:
             pending.append(run)
         else:
@@ -387,7 +415,10 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     if args.dry_run:
         prof = get_profile(args.profile)
         runs = select_shard(grid_runs(args.datasets, args.methods, args.reps, args.anomalies, args.variants), args.shard)
-        done = sum(r.path(args.out, prof.name, args.shots, args.split).exists() for r in runs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the real run says which rows it re-runs and why
+            done = sum(_finished_row(r, r.path(args.out, prof.name, args.shots, args.split),
+                                     _expected(r, prof, args.shots, args.split)) is not None for r in runs)
         print(f"{len(runs)} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
               f"(profile {prof.name}): {done} done, {len(runs) - done} to run; results in {args.out}")
         return 0

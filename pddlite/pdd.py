@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Task
+from .data import Task, check_images
 from .device import choose_precision, resolve_device, seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
@@ -168,19 +168,31 @@ class PDD:
         self.history_: dict[str, list[dict[str, float]]] = {"pretrain": [], "tuneup": []}
 
     # ------------------------------------------------------------------ schedule
-    def schedule(self, dataset: str) -> dict[str, int]:
-        """Epochs and batch sizes of both stages for ``dataset`` (Table 2, scaled by the profile)."""
-        pb, pe = self.profile.schedule("pdd-pretrain", dataset)
-        tb, te = self.profile.schedule("pdd-tuneup", dataset)
+    def schedule(self, dataset: str, n_images: int | None = None) -> dict[str, int]:
+        """Epochs and batch sizes of both stages for ``dataset`` (Table 2, scaled by the profile).
+
+        Where the profile sizes the tune-up by optimiser steps (``quick``, ``colab``) and
+        ``n_images``, the number of unlabeled training images, is given, the tune-up gets the
+        fewest epochs that make those steps, and the optimiser steps of both stages are included.
+        """
+        pb, pe = self.profile.schedule("pdd-pretrain", dataset, n_images)
         c = self.config
+        tb = self.profile.schedule("pdd-tuneup", dataset)[0]
         if c.notebook_tune_batch_size is not None and self.profile.batch_size is None:
             tb = c.notebook_tune_batch_size
-        return {
+        te = self.profile.schedule("pdd-tuneup", dataset)[1]
+        te = self.profile.epochs_for_steps("pdd-tuneup", te, tb, n_images)
+        out = {
             "pretrain_epochs": c.pretrain_epochs if c.pretrain_epochs is not None else pe,
             "pretrain_batch_size": c.pretrain_batch_size or pb,
             "tune_epochs": c.tune_epochs if c.tune_epochs is not None else te,
             "tune_batch_size": c.tune_batch_size or tb,
         }
+        if n_images:
+            for stage in ("pretrain", "tune"):
+                batch = min(out[f"{stage}_batch_size"], n_images)
+                out[f"{stage}_steps"] = out[f"{stage}_epochs"] * (n_images // batch)
+        return out
 
     # ------------------------------------------------------------------ fitting
     def _prepare(self, task: Task) -> Task:
@@ -197,6 +209,7 @@ class PDD:
             self.dataset_ = task.dataset
         elif tuple(task.image_shape) != tuple(self.image_shape_):
             raise PDDLiteError(f"this model was built for {self.image_shape_} images, the task has {task.image_shape}")
+        self.task_identity_ = task.identity()
         return task
 
     def fit(self, task: Task) -> "PDD":
@@ -208,7 +221,7 @@ class PDD:
         """Unsupervised GAN pre-training on the unlabeled normal images (Table 2 schedule)."""
         task = self._prepare(task)
         self._resume()
-        sched = self.schedule(task.dataset)
+        sched = self.schedule(task.dataset, len(task.train_images))
         cached = None
         if self.pretrain_cache is not None and self.stage_ == "new":
             cached = self.pretrain_cache / f"pretrained-{self._pretraining_key(task, sched)}.pt"
@@ -256,7 +269,8 @@ class PDD:
         self._resume()
         if self.stage_ in ("new", "pretrain"):
             raise PDDLiteError("pre-train first: call pretrain(task) (or fit(task)) before tune_up(task)")
-        sched = self.schedule(task.dataset)
+        sched = self.schedule(task.dataset, len(task.train_images))
+        self.schedule_ = sched
         if self.stage_ in ("pretrained", "tuneup"):
             c = self.config
             trainer = TuneUpTrainer(
@@ -320,7 +334,7 @@ class PDD:
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """f(x): the (normalised) discriminator features, eval mode, on the model's device."""
         self._check_fitted()
-        images = _as_images(images, self.image_shape_).to(self.device)
+        images = check_images(images, self.image_shape_).to(self.device)
         return embed(self._embedder(), images, self.config.normalization, getattr(self, "center_", None))
 
     def _embedder(self) -> torch.nn.Module:
@@ -379,6 +393,7 @@ class PDD:
             "config": dataclasses.asdict(self.config),
             "architecture": self.config.architecture(self.image_shape_),
             "dataset": self.dataset_,
+            "task": getattr(self, "task_identity_", None),
             "seed": self.seed,
             "stage": stage,
             "history": self.history_,
@@ -409,10 +424,11 @@ class PDD:
         if self.checkpoint is None or not self.checkpoint.exists():
             return
         state = read_checkpoint(self.checkpoint)
-        self._restore(state)
+        self._restore(state, self.checkpoint)
         self._resume_state = state.get("trainer")
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any], resume_from: Path | None = None) -> None:
+        """Load ``state`` into this model; resuming from a checkpoint, it must be this task's too."""
         mine = self.config.architecture(self.image_shape_)
         if state["architecture"] != mine:
             raise PDDLiteError(
@@ -423,6 +439,8 @@ class PDD:
             raise PDDLiteError(
                 "checkpoint was trained with other hyper-parameters or seed; delete it or use another path"
             )
+        if resume_from is not None:
+            _check_task(state, self.task_identity_, resume_from)
         try:
             self.generator_.load_state_dict(state["generator"])
             self.discriminator_.load_state_dict(state["discriminator"])
@@ -459,6 +477,7 @@ class PDD:
         model.dataset_ = state["dataset"]
         model.history_ = {"pretrain": [], "tuneup": []}
         model._restore(state)
+        model.task_identity_ = state.get("task")
         if task is not None:
             model.fit_scorer(task.to(model.device))
         return model
@@ -477,6 +496,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint written for another task (other classes, shots, seed, split or images)."""
+    theirs = state.get("task")
+    if theirs is None:
+        raise PDDLiteError(f"checkpoint {path} does not say which task it was trained on (an older pddlite); "
+                           "delete it or use another path to train again")
+    if theirs != mine:
+        diff = ", ".join(f"{k} {theirs.get(k)!r} (this task: {mine[k]!r})" for k in mine if theirs.get(k) != mine[k])
+        raise PDDLiteError(f"checkpoint {path} was trained on another task: {diff}; "
+                           "use another --checkpoint path for this task")
+
+
 def _atomic_save(state: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -487,12 +518,3 @@ def _atomic_save(state: dict[str, Any], path: Path) -> Path:
 
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _as_images(images: torch.Tensor | np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    x = torch.as_tensor(images)
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise PDDLiteError(
-            f"expected images shaped N x {' x '.join(map(str, shape))} in [-1, 1] (as in a Task), got {tuple(x.shape)}"
-        )
-    return x.float()

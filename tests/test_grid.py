@@ -249,3 +249,48 @@ def test_real_runs_through_the_grid(tmp_path, capsys):
     assert main(["replicate", "--datasets", "mnist-5k", "--methods", "pdd", "deepsvdd", "--reps", "2",
                  "--anomalies", "2", "--shots", "5", "--profile", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     assert "4 runs in the grid (profile smoke): 2 done, 2 to run" in capsys.readouterr().out
+
+
+def test_a_row_made_with_other_settings_or_for_another_task_is_run_again(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setitem(METHODS, "fake_s", fake_method(calls))
+    out = tmp_path / "results"
+    kwargs = dict(datasets=["mnist-5k"], methods=["fake_s"], reps=1, anomalies=[0, 1, 2], profile="smoke",
+                  out_dir=out, device="cpu", progress=False)
+    replicate(**kwargs)
+    assert len(calls) == 3
+    files = json_files(out)
+    # one row from older settings, one from another shots count, one forged as a quick run: each is re-run
+    for f, change in zip(files, ({"settings": "0123456789abcdef"}, {"shots": 10}, {"profile": "quick"})):
+        row = json.loads(f.read_text())
+        row.update(change, auroc=0.999)
+        f.write_text(json.dumps(row))
+    with pytest.warns(UserWarning, match="re-running") as record:
+        rows = replicate(**kwargs)
+    assert len(calls) == 6 and all(r["auroc"] < 0.9 for r in rows)
+    messages = " ".join(str(w.message) for w in record)
+    assert "settings '0123456789abcdef'" in messages and "shots 10 instead of 20" in messages
+    assert "profile 'quick' instead of 'smoke'" in messages
+    replicate(**kwargs)  # the rows now match: nothing runs
+    assert len(calls) == 6
+
+
+def test_the_settings_fingerprint_follows_what_a_run_computes_not_where_it_writes():
+    from pddlite.experiment import settings_fingerprint
+
+    base = settings_fingerprint("pdd", "quick", variant="pddlite")
+    assert base == settings_fingerprint("pdd", "quick", variant="pddlite", checkpoint="a.pt", progress=False)
+    assert base != settings_fingerprint("pdd", "quick", variant="paper")
+    assert base != settings_fingerprint("pdd", "smoke", variant="pddlite")
+    assert base != settings_fingerprint("pdd", "quick", variant="pddlite", margin_lr=2e-3)
+    # a baseline's fingerprint reads its own stages of the profile, not PDD's
+    import dataclasses
+
+    from pddlite.profiles import get_profile
+
+    quick = get_profile("quick")
+    longer = dataclasses.replace(quick, steps={**quick.steps, "pdd-tuneup": 300})
+    assert settings_fingerprint("pdd", longer, variant="pddlite") != base
+    assert settings_fingerprint("mcdd", longer) == settings_fingerprint("mcdd", quick)
+    assert settings_fingerprint("deepsvdd", dataclasses.replace(
+        quick, steps={**quick.steps, "deepsvdd-autoencoder": 7})) != settings_fingerprint("deepsvdd", quick)

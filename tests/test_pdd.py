@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -101,6 +103,26 @@ def test_checkpoint_of_another_architecture_is_refused(task, tmp_path):
         smoke(seed=0, checkpoint=ckpt, beta=1.0).fit(task)
 
 
+def test_a_checkpoint_of_another_task_is_refused_not_resumed(task, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    smoke(seed=0, checkpoint=ckpt).pretrain(task)
+    # another anomaly class (whose training data held the 1s), another shots count, another split
+    for other, what in ((make_task("mnist-5k", anomaly=7, shots=20, seed=0), "anomaly_classes [1] (this task: [7])"),
+                        (make_task("mnist-5k", anomaly=1, shots=10, seed=0), "shots 20 (this task: 10)")):
+        with pytest.raises(PDDLiteError, match=r"trained on another task: .*" + re.escape(what)):
+            smoke(seed=0, checkpoint=ckpt).fit(other)
+    from pddlite import make_validation_task
+
+    with pytest.raises(PDDLiteError, match="split 'test' \\(this task: 'validation'\\)"):
+        smoke(seed=0, checkpoint=ckpt).fit(make_validation_task("mnist-5k", anomaly=1, shots=20, seed=0))
+    # a checkpoint that cannot say which task it was trained on is refused too
+    state = read_checkpoint(ckpt)
+    del state["task"]
+    torch.save(state, ckpt)
+    with pytest.raises(PDDLiteError, match="does not say which task"):
+        smoke(seed=0, checkpoint=ckpt).fit(task)
+
+
 def test_checkpoints_are_read_without_unpickling_code(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": "pddlite-pdd-1", "payload": np.dtype("float64").__class__}, evil)
@@ -152,6 +174,9 @@ def test_use_before_fit_and_wrong_inputs(task, fitted):
         smoke().fit(task.train_images)
     with pytest.raises(PDDLiteError, match="expected images shaped"):
         fitted.decision_function(torch.zeros(3, 3, 64, 64))
+    raw = (task.test_images[:5] + 1) * 127.5  # 0..255 pixels would rank anomalies backwards
+    with pytest.raises(PDDLiteError, match=r"must lie in \[-1, 1\]"):
+        fitted.decision_function(raw)
     with pytest.raises(PDDLiteError, match="pre-train first"):
         smoke().tune_up(task)
 
@@ -200,3 +225,4 @@ def test_a_finished_checkpoint_reports_the_same_pretraining_metrics(tmp_path):
     for key in ("pretrain_auroc", "pretrain_auprc", "auroc", "auprc"):
         assert first[key] == again[key], key
     assert first["pretrain_auroc"] != first["auroc"] or first["pretrain_auprc"] != first["auprc"]
+
