@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 from .device import PRECISIONS
 from .errors import PDDLiteError
+from .files import check_output_file, write_text_atomically
 from .experiment import SPLITS
 from .variants import DEFAULT_VARIANT, VARIANTS
 
@@ -72,6 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         for flag, value in (("--variant", args.variant), ("--checkpoint", args.checkpoint)):
             if value is not None:
                 raise PDDLiteError(f"{flag} is for PDD only; {args.method} has none (drop {flag})")
+    if args.out is not None:  # before the training, not after it
+        check_output_file(args.out)
+    if args.checkpoint is not None:
+        check_output_file(args.checkpoint, "--checkpoint")
     row = run_task(
         dataset=args.dataset, anomaly=args.anomaly if len(args.anomaly) > 1 else args.anomaly[0],
         shots=args.shots, seed=args.seed, profile=args.profile, method=args.method, device=args.device,
@@ -87,12 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     label = f"after the tune-up ({row['variant']})" if args.method == "pdd" else args.method
     print(f"{label}: AUROC {row['auroc']:.4f}  AUPRC {row['auprc']:.4f}  "
           f"({where}, {row['seconds']:.1f} s on {row['device']})")
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(row, indent=2) + "\n")
-        os.replace(tmp, out)
+    if args.out is not None:
+        write_text_atomically(args.out, json.dumps(row, indent=2) + "\n")
     return 0
 
 
@@ -132,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pddlite: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pddlite: interrupted (a run with --checkpoint resumes where it stopped)", file=sys.stderr)
+        what = {"run": "a run with --checkpoint resumes where it stopped",
+                "replicate": "run the same command again: finished runs are kept and skipped"}.get(args.command, "")
+        print("pddlite: interrupted" + (f" ({what})" if what else ""), file=sys.stderr)
         return 130
 
 

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS, canonical_dataset_name
 from .errors import PDDLiteError
+from .files import check_output_folder, write_text_atomically
 from .variants import DEFAULT_VARIANT, VARIANTS, variant_options
 
 #: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
@@ -204,15 +205,8 @@ def _json_default(value: Any) -> Any:
 
 
 def write_row(row: dict[str, Any], path: Path) -> Path:
-    """Write one result row atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps(row, indent=2, default=_json_default) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    """Write one result row atomically (:func:`pddlite.files.write_text_atomically`)."""
+    return write_text_atomically(path, json.dumps(row, indent=2, default=_json_default) + "\n")
 
 
 def _expected(run: RunSpec, profile: Any, shots: int, split: str) -> dict[str, Any]:
@@ -256,6 +250,8 @@ def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
     root = Path(out_dir)
     if not root.exists():
         raise PDDLiteError(f"no results folder at {root}: run `pddlite replicate --out {root}` first")
+    if not root.is_dir():
+        raise PDDLiteError(f"{root} is a file, not a results folder: pass the folder that `pddlite replicate --out` wrote")
     rows = [row for p in sorted(root.rglob("*.json")) if (row := _read_row(p)) is not None]
 
     def key(row: dict[str, Any]) -> tuple:
@@ -328,7 +324,7 @@ def replicate(
 
     prof = get_profile(profile)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
     rows: dict[RunSpec, dict[str, Any]] = {}
     estimator = _Estimator()
     pending: list[RunSpec] = []

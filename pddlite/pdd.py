@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .data import Task, check_images
+from .files import write_atomically
 from .device import choose_precision, resolve_device, seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
@@ -509,11 +510,7 @@ def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path) -> None
 
 
 def _atomic_save(state: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, lambda fh: torch.save(state, fh))
 
 
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

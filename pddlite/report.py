@@ -33,6 +33,7 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS
 from .errors import PDDLiteError
+from .files import check_output_folder
 
 #: How the baselines are named in figures and tables, in their display order (PDD's series come first).
 METHOD_LABELS = {
@@ -333,8 +334,7 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, prof
     rows, chosen = choose_profile(choose_split(load_results(results_dir), split), profile)
     if not rows:
         raise PDDLiteError(f"no result rows under {results_dir}: run `pddlite replicate --out {results_dir}` first")
-    out = Path(out_dir) if out_dir is not None else Path(results_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out_dir if out_dir is not None else results_dir)
     written: dict[str, Path] = {}
     datasets = sorted({r["dataset"] for r in rows})
     figures = (("auroc_vs_unsupervised", figure_vs_unsupervised, ("pdd",) + UNSUPERVISED),
