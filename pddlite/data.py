@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import check_seed
 from .errors import PDDLiteError
 
 #: Datasets that :func:`make_task` knows, with their class names.
@@ -417,6 +418,7 @@ def split_task(
             "every class is marked anomalous: leave at least one (PDD needs two or more) normal classes"
         )
     _check_shots(shots)
+    seed = check_seed(seed)
     proto_idx_t = _draw_prototypes(train_labels, normal_classes, shots, seed)
     keep = torch.isin(train_labels, torch.tensor(normal_classes))
     if remove_prototypes:
@@ -428,6 +430,11 @@ def split_task(
 def _assemble(train_images, train_labels, keep, proto_idx, test_images, test_labels, anomaly_classes,
               normal_classes, shots, seed, dataset, class_names, split, device) -> Task:
     """The Task of unlabeled images ``train[keep]``, prototypes ``train[proto_idx]`` and a scored split."""
+    if not bool(keep.any()):
+        raise PDDLiteError(f"with shots={shots} every normal training image is a prototype and none is left "
+                           "unlabeled for pre-training: lower --shots")
+    if len(test_images) == 0:
+        raise PDDLiteError(f"the {split} split has no images: give test images (or a larger data set)")
     task = Task(
         dataset=dataset,
         anomaly_classes=anomaly_classes,
@@ -511,8 +518,9 @@ def split_validation_task(
     if len(normal_classes) < 2 or any(c not in present for c in anomaly_classes):
         raise PDDLiteError("a validation task needs training images of the anomaly class and of two or more normal classes")
     _check_shots(shots)
+    seed = check_seed(seed)
     proto_idx = _draw_prototypes(train_labels, normal_classes, shots, seed)
-    generator = torch.Generator().manual_seed(int(seed) + 1)  # independent of the prototype draw
+    generator = torch.Generator().manual_seed(seed + 1)  # independent of the prototype draw
     pool = torch.isin(train_labels, torch.tensor(normal_classes))
     pool[proto_idx] = False
     held = []
@@ -585,12 +593,25 @@ def make_task_from_arrays(
     y = check_labels(labels, len(x))
     if (test_images is None) != (test_labels is None):
         raise PDDLiteError("give both test_images and test_labels, or neither")
+    if len(x) == 0:
+        raise PDDLiteError("got no images: pass at least two per class")
     if test_images is None:
         from sklearn.model_selection import train_test_split
 
-        train_idx, test_idx = train_test_split(
-            np.arange(len(y)), test_size=test_fraction, stratify=y.numpy(), random_state=seed
-        )
+        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+            raise PDDLiteError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
+        counts = torch.bincount(y)
+        if int(counts[counts > 0].min()) < 2:
+            lonely = int(torch.nonzero((counts > 0) & (counts < 2)).flatten()[0])
+            raise PDDLiteError(f"class {lonely} has one image: a stratified test split needs at least two per class "
+                               "(or pass test_images and test_labels)")
+        try:
+            train_idx, test_idx = train_test_split(
+                np.arange(len(y)), test_size=test_fraction, stratify=y.numpy(), random_state=check_seed(seed) % 2**32
+            )
+        except ValueError as err:  # too few images for this fraction of every class
+            raise PDDLiteError(f"cannot split off a test_fraction of {test_fraction} with every class in both parts "
+                               f"({str(err).splitlines()[0]}): use more images or another test_fraction") from err
         train_idx, test_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(test_idx))
         tx, ty = x[test_idx], y[test_idx]
         x, y = x[train_idx], y[train_idx]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if resolved.type not in ("cpu", "cuda"):
         raise PDDLiteError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
     return resolved
+
+
+#: seeds are offset by small constants for streams of their own, so they stay below 2**62
+MAX_SEED = 2**62 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int in 0..MAX_SEED, or one line saying what a seed must be."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise PDDLiteError(f"seed must be a whole number from 0 to 2**62 - 1, got {seed!r}")
+    return int(seed)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:

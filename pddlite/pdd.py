@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch
 
 from .data import Task, check_images
 from .files import write_atomically
-from .device import choose_precision, resolve_device, seed_everything
+from .device import check_seed, choose_precision, resolve_device, seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
 from .gan import GANTrainer
@@ -107,8 +108,20 @@ class PDDConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):
                 raise PDDLiteError(f"{name} must be a positive number, got {value!r}")
-        if not self.beta >= 0:
+        for name in ("beta", "q_intra", "q_inter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise PDDLiteError(f"{name} must be a finite number, got {value!r}")
+        if self.beta < 0:
             raise PDDLiteError(f"beta must be >= 0, got {self.beta}")
+        for name in ("q_intra", "q_inter"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise PDDLiteError(f"{name} is a quantile (Eqs. 5-6) and must lie in [0, 1], got {getattr(self, name)!r}")
+        for name in ("pretrain_epochs", "tune_epochs", "pretrain_batch_size", "tune_batch_size",
+                     "notebook_tune_batch_size", "max_train_images"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise PDDLiteError(f"{name} must be a positive whole number (or None: the profile's), got {value!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise PDDLiteError(f"ema_decay must lie in (0, 1) (or be None), got {self.ema_decay!r}")
 
@@ -161,7 +174,7 @@ class PDD:
         self.device = resolve_device(device)
         self.precision = choose_precision(self.device, precision)
         self.deterministic = bool(deterministic)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.pretrain_cache = Path(pretrain_cache) if pretrain_cache is not None else None
         self.progress = progress
@@ -494,7 +507,20 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise PDDLiteError(f"{path} is not a readable pddlite checkpoint ({type(err).__name__}); delete it or retrain") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PDDLiteError(f"{path} is not a pddlite PDD checkpoint")
+    missing = sorted(_CHECKPOINT_KEYS - set(state))
+    if missing:
+        raise PDDLiteError(f"{path} is an incomplete pddlite checkpoint (no {', '.join(missing)}); delete it or retrain")
+    fields = {f.name for f in dataclasses.fields(PDDConfig)}
+    if not isinstance(state["config"], dict) or set(state["config"]) != fields:
+        extra = sorted(set(state["config"]) - fields) if isinstance(state["config"], dict) else []
+        raise PDDLiteError(f"{path} holds a configuration this pddlite does not know"
+                           + (f" (fields {', '.join(extra)})" if extra else "") + "; retrain with this version")
     return state
+
+
+#: what every PDD checkpoint holds (the pre-trained discriminator and trainer state are optional)
+_CHECKPOINT_KEYS = frozenset({"config", "architecture", "dataset", "seed", "stage", "history", "generator",
+                              "discriminator"})
 
 
 def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path) -> None:

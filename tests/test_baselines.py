@@ -187,6 +187,16 @@ def test_unknown_options_and_bad_values_are_refused():
         GANomaly(profile="smoke", device="cpu", adversarial="bce")
     with pytest.raises(PDDLiteError, match="epochs must be a positive integer"):
         MCDD(profile="smoke", device="cpu", epochs=0)
+    with pytest.raises(PDDLiteError, match="batch_size must be a positive integer"):
+        EGBAD(profile="smoke", device="cpu", batch_size=-4)
+    with pytest.raises(PDDLiteError, match="width must be a number"):
+        DeepSVDD(profile="smoke", device="cpu", width="abc")
+    with pytest.raises(PDDLiteError, match="max_train_images must be a positive whole number"):
+        MCDD(profile="smoke", device="cpu", max_train_images=0)
+    with pytest.raises(PDDLiteError, match="seed must be a whole number"):
+        GANomaly(profile="smoke", device="cpu", seed=2**64)
+    with pytest.raises(PDDLiteError, match="whole class numbers"):
+        MCDD(profile="smoke", device="cpu").fit(torch.zeros(8, 1, 28, 28), np.full(8, 1.5))
     with pytest.raises(PDDLiteError, match="not fitted"):
         DeepSVDD(profile="smoke", device="cpu").decision_function(torch.zeros(2, 1, 28, 28))
     with pytest.raises(PDDLiteError, match="labeled normal data"):

@@ -364,3 +364,20 @@ def test_a_damaged_labels_file_is_refused_not_read_as_an_eleventh_class(tmp_path
     write_idx_labels(tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte", labels)
     with pytest.raises(PDDLiteError, match="training labels of mnist .*hold class 200, outside 0..9.*damaged"):
         make_task("mnist", anomaly=2, shots=3, seed=0, root=tmp_path, download=False)
+
+
+def test_tasks_refuse_impossible_sizes_and_seeds_in_one_line():
+    x, y = tiny_arrays(n_per_class=6)
+    # 6 training images a class and shots=6: every one is a prototype, none is left unlabeled
+    with pytest.raises(PDDLiteError, match="none is left unlabeled.*lower --shots"):
+        make_task_from_arrays(x, y, anomaly=1, shots=6, test_images=x[:8], test_labels=y[:8])
+    with pytest.raises(PDDLiteError, match="test_fraction must lie strictly between 0 and 1"):
+        make_task_from_arrays(x, y, anomaly=1, shots=2, test_fraction=1.5)
+    with pytest.raises(PDDLiteError, match="no images"):
+        make_task_from_arrays(x[:0], y[:0], anomaly=1, shots=2)
+    with pytest.raises(PDDLiteError, match="class 4 has one image"):
+        make_task_from_arrays(x[:-5], y[:-5], anomaly=1, shots=2)
+    with pytest.raises(PDDLiteError, match="seed must be a whole number from 0 to 2\\*\\*62 - 1"):
+        make_task_from_arrays(x, y, anomaly=1, shots=2, seed=2**64)
+    with pytest.raises(PDDLiteError, match="seed must be"):
+        make_task("mnist-5k", anomaly=1, seed=-1)

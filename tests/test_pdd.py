@@ -123,6 +123,20 @@ def test_a_checkpoint_of_another_task_is_refused_not_resumed(task, tmp_path):
         smoke(seed=0, checkpoint=ckpt).fit(task)
 
 
+def test_incomplete_or_foreign_checkpoints_are_refused_in_one_line(task, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    smoke(seed=0, checkpoint=ckpt).pretrain(task)
+    state = read_checkpoint(ckpt)
+    broken = {k: v for k, v in state.items() if k != "discriminator"}
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(PDDLiteError, match="incomplete pddlite checkpoint \\(no discriminator\\)"):
+        PDD.load(tmp_path / "broken.pt")
+    foreign = {**state, "config": {**state["config"], "temperature": 2.0}}
+    torch.save(foreign, tmp_path / "foreign.pt")
+    with pytest.raises(PDDLiteError, match="configuration this pddlite does not know \\(fields temperature\\)"):
+        PDD.load(tmp_path / "foreign.pt")
+
+
 def test_checkpoints_are_read_without_unpickling_code(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": "pddlite-pdd-1", "payload": np.dtype("float64").__class__}, evil)
@@ -159,6 +173,14 @@ def test_reference_variant_runs(task):
         ({"bandwidth": 0.0}, "bandwidth must be a positive number"),
         ({"colour": "red"}, "unknown PDD option"),
         ({"profile": "huge"}, "unknown profile"),
+        ({"width": "abc"}, "width must be a positive number"),
+        ({"beta": float("nan")}, "beta must be a finite number"),
+        ({"q_intra": 1.5}, "q_intra is a quantile"),
+        ({"tune_epochs": -1}, "tune_epochs must be a positive whole number"),
+        ({"pretrain_batch_size": 0}, "pretrain_batch_size must be a positive whole number"),
+        ({"max_train_images": 2.5}, "max_train_images must be a positive whole number"),
+        ({"seed": 2**64}, "seed must be a whole number"),
+        ({"seed": 1.5}, "seed must be a whole number"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(kwargs, message):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..data import Task, check_images, check_labels
-from ..device import choose_precision, resolve_device, seed_everything
+from ..device import check_seed, choose_precision, resolve_device, seed_everything
 from ..errors import PDDLiteError
 from ..metrics import evaluate
 from ..profiles import Profile, get_profile
@@ -72,17 +72,20 @@ class BaselineDetector:
         self.device = resolve_device(device)
         self.precision = choose_precision(self.device, precision)
         self.deterministic = bool(deterministic)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.progress = bool(progress)
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise PDDLiteError(f"{name} must be a positive integer, got {value!r}")
         self.epochs, self.batch_size = epochs, batch_size
-        self.width = float(width) if width is not None else self.profile.width
-        if not 0 < self.width <= 8:
+        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8):
             raise PDDLiteError(f"width must be a number in (0, 8], got {width!r}")
+        self.width = float(width) if width is not None else self.profile.width
         self.max_train_images = (self.profile.max_train_images if max_train_images is _FROM_PROFILE
                                  else max_train_images)
+        m = self.max_train_images
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise PDDLiteError(f"max_train_images must be a positive whole number or None, got {m!r}")
 
     # ------------------------------------------------------------------ hooks
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:  # pragma: no cover
