@@ -1,14 +1,18 @@
 """Where pddlite writes: output locations checked before any compute, files written atomically.
 
 A run can take minutes or hours; an output path that cannot be written must fail at the start,
-in one line, not after the work is done. Every file pddlite writes (result rows, checkpoints,
+in one line, not after the work is done. Workers that share a results folder claim each run
+before they start it (:func:`claim`), so that they split the work instead of repeating it. Every file pddlite writes (result rows, checkpoints,
 ``--out`` files) goes through :func:`write_atomically`: a temporary file in the same folder,
 flushed to disk, then renamed over the target, so a file is either complete or absent.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, IO
@@ -76,3 +80,85 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     """:func:`write_atomically` for a text file (UTF-8)."""
     return write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+#: a claim by a process on another machine counts as abandoned after this long (same machine:
+#: as soon as its process is gone)
+CLAIM_STALE_AFTER_S = 24 * 3600
+
+
+def claim_path(path: str | os.PathLike) -> Path:
+    """The claim file of the work that will write ``path`` (hidden, next to it)."""
+    target = Path(path)
+    return target.with_name(f".{target.name}.claim")
+
+
+def claim(path: str | os.PathLike) -> bool:
+    """Claim the work that writes ``path``: True if this process now holds it, False if a live
+    worker does. The claim is a file created atomically (``O_EXCL``); one left by a process that
+    is gone (same machine) or older than :data:`CLAIM_STALE_AFTER_S` (another machine) is taken over."""
+    lock = claim_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _abandoned(lock):
+                return False
+            _take_over(lock)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(mine)
+        return True
+    return False
+
+
+def release(path: str | os.PathLike) -> None:
+    """Give up the claim on ``path`` (after its file is written, or when the work failed)."""
+    claim_path(path).unlink(missing_ok=True)
+
+
+def _holder(lock: Path) -> dict | None:
+    try:
+        holder = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _abandoned(lock: Path) -> bool:
+    holder = _holder(lock)
+    if holder is None:  # being written this instant, or damaged: abandoned once a minute old
+        try:
+            return time.time() - lock.stat().st_mtime > 60
+        except OSError:
+            return True
+    if holder.get("host") == socket.gethostname():
+        pid = holder.get("pid")
+        if pid == os.getpid():
+            return True  # this process's own leftover
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, TypeError, ValueError, OverflowError):
+            return not isinstance(pid, int)
+        return False
+    return time.time() - float(holder.get("since") or 0) > CLAIM_STALE_AFTER_S
+
+
+def _take_over(lock: Path) -> None:
+    """Remove an abandoned claim; if another worker replaced it meanwhile, put theirs back."""
+    before = _holder(lock)
+    aside = lock.with_name(lock.name + f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if _holder(aside) != before:  # a fresh claim arrived between the check and the rename
+        try:
+            os.link(aside, lock)
+        except FileExistsError:
+            pass
+    aside.unlink(missing_ok=True)

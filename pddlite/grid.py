@@ -18,6 +18,9 @@ or, from a shell, ``pddlite replicate --datasets mnist fashion-mnist cifar10 --r
   (:func:`grid_runs`): the n shards partition the grid exactly and are balanced to within one run
   and across methods. Give every shard the same command line and its own ``k`` (a Slurm array,
   several GPUs, several Colab sessions), then merge by copying the result folders together.
+* **Workers share a folder.** A run is claimed (a hidden ``.<file>.claim`` created atomically)
+  before it starts, so several processes given the same command and folder split the runs
+  between them instead of each doing all of them; a claim left by a killed process is taken over.
 * **Progress.** One bar over the runs of the shard, with an estimate of the time left from the mean
   duration of finished runs of the same dataset and method (files already present count too).
 """
@@ -37,7 +40,7 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS, canonical_dataset_name
 from .errors import PDDLiteError
-from .files import check_output_folder, write_text_atomically
+from .files import check_output_folder, claim, release, write_text_atomically
 from .variants import DEFAULT_VARIANT, VARIANTS, variant_options
 
 #: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
@@ -312,14 +315,16 @@ def replicate(
 
     Every run goes through :func:`pddlite.experiment.run_task` with ``seed = rep`` and is written
     at once as one JSON file (see the module docstring); runs whose file holds their row (same
-    task, profile, variant and settings) are read, not re-run. ``progress`` shows the bar over runs; ``run_progress`` also each run's epoch bars.
+    task, profile, variant and settings) are read, not re-run. Each run is claimed before it
+    starts (:func:`pddlite.files.claim`): workers sharing a folder split the runs, and a claim left
+    by a killed worker is taken over. ``progress`` shows the bar over runs; ``run_progress`` also
+    each run's epoch bars.
     ``variants`` are PDD's variants to run side by side; ``split="validation"`` scores the
     validation tasks (where choices are made) instead of the test split, into files of their own.
     An exception in a run stops the grid (the finished runs stay written; run again to resume).
     """
     from tqdm.auto import tqdm
 
-    from .experiment import run_task
     from .profiles import get_profile
 
     prof = get_profile(profile)
@@ -339,31 +344,58 @@ def replicate(
 
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), disable=not progress, unit="run",
                desc=f"grid {prof.name}" + (f" shard {shard}" if shard else ""), dynamic_ncols=True)
+    elsewhere: list[RunSpec] = []  # claimed by another worker sharing the folder
     try:
         for i, run in enumerate(pending):
-            left = estimator.left(pending[i:])
-            bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
-            start = time.perf_counter()
-            # PDD variants with the same pre-training (paper, pddlite) share it through a cache
-            options = {} if run.variant is None else {"variant": run.variant,
-                                                      "pretrain_cache": out / prof.name / ".pretrained"}
-            row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=prof.name,
-                           method=run.method, device=device, data_dir=data_dir, progress=run_progress,
-                           split=split, precision=precision, deterministic=deterministic, **options)
-            row.pop("model", None)
-            row.update({
-                "rep": run.rep,
-                "wall_seconds": round(time.perf_counter() - start, 2),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            })
-            write_row(row, run.path(out, prof.name, shots, split))
+            path = run.path(out, prof.name, shots, split)
+            if not claim(path):
+                elsewhere.append(run)
+                bar.update(1)
+                continue
+            try:
+                row = _finished_row(run, path, _expected(run, prof, shots, split))  # finished meanwhile?
+                if row is None:
+                    left = estimator.left(pending[i:])
+                    bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
+                    row = _run(run, prof.name, out, shots, split, device, data_dir, run_progress, precision,
+                               deterministic)
+                    write_row(row, path)
+                    estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
+            finally:
+                release(path)
             rows[run] = row
-            estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
             bar.update(1)
             _release_memory()
     finally:
         bar.close()
+    for run in elsewhere:  # read what the other workers have finished by now
+        row = _finished_row(run, run.path(out, prof.name, shots, split), _expected(run, prof, shots, split))
+        if row is not None:
+            rows[run] = row
+    if len(rows) < len(runs):
+        warnings.warn(f"{len(runs) - len(rows)} of {len(runs)} runs are still being run by other workers "
+                      f"sharing {out}; run the command again when they are done to read all rows", stacklevel=2)
     return [rows[r] for r in runs if r in rows]
+
+
+def _run(run: RunSpec, profile: str, out: Path, shots: int, split: str, device: str, data_dir: Any,
+         run_progress: bool, precision: str, deterministic: bool) -> dict[str, Any]:
+    """Train and score one run of the grid; its row, ready to write."""
+    from .experiment import run_task
+
+    start = time.perf_counter()
+    # PDD variants with the same pre-training (paper, pddlite) share it through a cache
+    options = {} if run.variant is None else {"variant": run.variant, "pretrain_cache": out / profile / ".pretrained"}
+    row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=profile,
+                   method=run.method, device=device, data_dir=data_dir, progress=run_progress,
+                   split=split, precision=precision, deterministic=deterministic, **options)
+    row.pop("model", None)
+    row.update({
+        "rep": run.rep,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+    return row
 
 
 def _release_memory() -> None:

@@ -294,3 +294,62 @@ def test_the_settings_fingerprint_follows_what_a_run_computes_not_where_it_write
     assert settings_fingerprint("mcdd", longer) == settings_fingerprint("mcdd", quick)
     assert settings_fingerprint("deepsvdd", dataclasses.replace(
         quick, steps={**quick.steps, "deepsvdd-autoencoder": 7})) != settings_fingerprint("deepsvdd", quick)
+
+
+COUNTING_GRID = textwrap.dedent("""
+    import os, sys, time
+    import torch
+    torch.set_num_threads(1)
+    from pddlite.experiment import register_method
+
+    @register_method("countfake")
+    def run(task, profile, seed, device, progress=True, **options):
+        with open(sys.argv[2], "a") as fh:
+            fh.write(f"{os.getpid()} {task.anomaly_classes[0]} {seed}\\n")
+        time.sleep(0.3)
+        return {"auroc": 0.5, "auprc": 0.1}
+
+    from pddlite.grid import replicate
+    replicate(["mnist-5k"], ["countfake"], reps=2, anomalies=[0, 1, 2, 3], profile="smoke",
+              out_dir=sys.argv[1], device="cpu", progress=False)
+""")
+
+
+def test_two_workers_on_one_folder_split_the_runs(tmp_path):
+    out, log = tmp_path / "results", tmp_path / "calls.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    workers = [subprocess.Popen([sys.executable, "-c", COUNTING_GRID, str(out), str(log)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for w in workers:
+        assert w.wait(timeout=240) == 0, w.stderr.read().decode()
+    calls = log.read_text().split("\n")[:-1]
+    done = [tuple(c.split()[1:]) for c in calls]
+    assert sorted(done) == sorted({(str(a), str(s)) for a in range(4) for s in range(2)}), "each run exactly once"
+    assert len(json_files(out)) == 8
+    assert not list(out.rglob(".*.claim")), "claims are released"
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over_and_a_live_one_is_respected(tmp_path, monkeypatch):
+    import socket
+
+    from pddlite.files import claim, claim_path, release
+
+    calls: list = []
+    monkeypatch.setitem(METHODS, "fake_c", fake_method(calls))
+    out = tmp_path / "results"
+    kwargs = dict(datasets=["mnist-5k"], methods=["fake_c"], reps=1, anomalies=[0, 1], profile="smoke",
+                  out_dir=out, device="cpu", progress=False)
+    runs = grid_runs(["mnist-5k"], ["fake_c"], 1, [0, 1])
+    dead, live = (r.path(out, "smoke") for r in runs)
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+    claim_path(dead).parent.mkdir(parents=True)
+    claim_path(dead).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead_pid), "since": 0}))
+    claim_path(live).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "since": 0}))
+    with pytest.warns(UserWarning, match="1 of 2 runs are still being run by other workers"):
+        rows = replicate(**kwargs)
+    assert [c[0] for c in calls] == [0] and len(rows) == 1
+    assert not claim_path(dead).exists() and claim_path(live).exists()
+    release(live)
+    assert claim(live) and claim_path(live).exists()  # free again: this process holds it now
+    release(live)
