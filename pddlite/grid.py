@@ -248,20 +248,29 @@ def _read_row(path: Path) -> dict[str, Any] | None:
     return row
 
 
-def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Every result row found under ``out_dir`` (any depth), sorted by profile, dataset, method, anomaly, rep."""
+def load_result_files(out_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, row) for every result row found under ``out_dir`` (any depth), sorted by profile,
+    dataset, method, anomaly and repetition."""
     root = Path(out_dir)
     if not root.exists():
         raise PDDLiteError(f"no results folder at {root}: run `pddlite replicate --out {root}` first")
     if not root.is_dir():
         raise PDDLiteError(f"{root} is a file, not a results folder: pass the folder that `pddlite replicate --out` wrote")
-    rows = [row for p in sorted(root.rglob("*.json")) if (row := _read_row(p)) is not None]
+    found = [(p, row) for p in sorted(root.rglob("*.json")) if (row := _read_row(p)) is not None]
 
-    def key(row: dict[str, Any]) -> tuple:
+    def key(item: tuple[Path, dict[str, Any]]) -> tuple:
+        row = item[1]
         anomaly = row["anomaly"] if isinstance(row["anomaly"], int) else -1
-        return (str(row.get("profile", "")), str(row["dataset"]), str(row["method"]), anomaly, int(row.get("rep", row.get("seed", 0))))
+        rep = row.get("rep", row.get("seed", 0))
+        return (str(row.get("profile", "")), str(row["dataset"]), str(row["method"]), anomaly,
+                rep if isinstance(rep, int) else -1, str(item[0]))
 
-    return sorted(rows, key=key)
+    return sorted(found, key=key)
+
+
+def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every result row found under ``out_dir`` (any depth), sorted by profile, dataset, method, anomaly, rep."""
+    return [row for _, row in load_result_files(out_dir)]
 
 
 # --------------------------------------------------------------------------- running

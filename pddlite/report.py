@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections import defaultdict
+import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -149,6 +150,82 @@ def _classes(rows: Iterable[dict[str, Any]], dataset: str) -> list[str]:
         if row.get("dataset") == dataset:
             anomalies[_anomaly_label(row["anomaly"])] = _anomaly_key(row["anomaly"])
     return sorted(anomalies, key=lambda a: anomalies[a])
+
+
+def consistent_rows(found: Sequence[tuple[Path, dict[str, Any]]], shots: int | None = None
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows one report may average, and one line for each row left out, saying why.
+
+    * malformed rows (a metric that is not a number in [0, 1], a non-integer seed or class);
+    * rows of another shots count than ``shots`` (default: 20 where present, else the most common);
+    * of one series (profile, split, dataset, method, variant), the rows made with other settings
+      than its most recently finished row (:func:`pddlite.experiment.settings_fingerprint`; an
+      older pddlite, or a changed default): repetitions of different settings are not repetitions;
+    * of one run (series, anomaly class, seed), every row but the most recently finished one: a
+      copy in a backup folder is a duplicate, not another repetition.
+    """
+    skipped: list[str] = []
+    good: list[tuple[Path, dict[str, Any]]] = []
+    for path, row in found:
+        problem = _malformed(row)
+        if problem:
+            skipped.append(f"{path}: {problem}")
+        else:
+            good.append((path, row))
+    counts = Counter(row.get("shots", 20) for _, row in good)
+    if shots is None and counts:
+        shots = 20 if 20 in counts else counts.most_common(1)[0][0]
+    same_shots = []
+    for path, row in good:
+        if row.get("shots", 20) != shots:
+            skipped.append(f"{path}: shots {row.get('shots')} (this report: {shots}; pass --shots to see them)")
+        else:
+            same_shots.append((path, row))
+
+    def series(row: dict[str, Any]) -> tuple:
+        return (str(row.get("profile")), str(row.get("split", "test")), row["dataset"], row["method"], row.get("variant"))
+
+    def finished(item: tuple[Path, dict[str, Any]]) -> str:
+        return str(item[1].get("finished_at", ""))
+
+    latest_settings = {}
+    for item in sorted(same_shots, key=finished):
+        latest_settings[series(item[1])] = item[1].get("settings")
+    by_run: dict[tuple, tuple[Path, dict[str, Any]]] = {}
+    for item in sorted(same_shots, key=finished, reverse=True):
+        path, row = item
+        if row.get("settings") != latest_settings[series(row)]:
+            skipped.append(f"{path}: made with other settings ({row.get('settings') or 'unrecorded'}) than the "
+                           f"newest rows of {row['method']}{'-' + row['variant'] if row.get('variant') else ''} "
+                           f"({latest_settings[series(row)] or 'unrecorded'})")
+            continue
+        run = series(row) + (_anomaly_key(row["anomaly"]), row.get("seed", row.get("rep", 0)))
+        if run in by_run:
+            skipped.append(f"{path}: another row of the run in {by_run[run][0]} (the newer one is used)")
+            continue
+        by_run[run] = item
+    chosen = {id(row) for _, row in by_run.values()}
+    kept = [row for _, row in found if id(row) in chosen]
+    return kept, skipped
+
+
+def _malformed(row: dict[str, Any]) -> str | None:
+    for key in ("auroc", "auprc", "pretrain_auroc", "pretrain_auprc", "adversarial_only_auroc",
+                "adversarial_only_auprc", "inductive_auroc", "inductive_auprc"):
+        value = row.get(key)
+        if key in ("auroc", "auprc") or value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                return f"{key} is {value!r}, not a number in [0, 1]"
+    anomaly = row["anomaly"]
+    classes = anomaly if isinstance(anomaly, list) else [anomaly]
+    if not classes or any(isinstance(a, bool) or not isinstance(a, int) for a in classes):
+        return f"anomaly is {anomaly!r}, not a class number or a list of them"
+    seed = row.get("seed", row.get("rep", 0))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return f"seed is {seed!r}, not a whole number"
+    if not isinstance(row["dataset"], str) or not isinstance(row["method"], str):
+        return "dataset and method must be names"
+    return None
 
 
 def choose_split(rows: Sequence[dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:
@@ -323,17 +400,25 @@ def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None, sp
 
 
 def make_report(results_dir: str | Path, out_dir: str | Path | None = None, profile: str | None = None,
-                split: str = "test") -> dict[str, Path]:
+                split: str = "test", shots: int | None = None) -> dict[str, Path]:
     """Draw every figure the rows allow and the summary table; return ``{name: path}`` of the files written.
 
     ``out_dir`` defaults to ``results_dir``; ``profile`` picks which profile's rows to use when the
-    folder holds several (default: paper, else quick, else smoke); ``split`` which split's rows.
+    folder holds several (default: paper, else quick, else smoke); ``split`` which split's rows;
+    ``shots`` which shots count's (default: 20 where present). Rows that one report must not
+    average are left out, one line each on stderr (:func:`consistent_rows`).
     """
-    from .grid import load_results
+    from .grid import load_result_files
 
-    rows, chosen = choose_profile(choose_split(load_results(results_dir), split), profile)
+    found = load_result_files(results_dir)
+    if not found:
+        raise PDDLiteError(f"no result rows under {results_dir}: run `pddlite replicate --out {results_dir}` first")
+    kept, skipped = consistent_rows(found, shots)
+    rows, chosen = choose_profile(choose_split(kept, split), profile)
     if not rows:
         raise PDDLiteError(f"no result rows under {results_dir}: run `pddlite replicate --out {results_dir}` first")
+    for line in skipped:
+        print(f"report: skipped {line}", file=sys.stderr)
     out = check_output_folder(out_dir if out_dir is not None else results_dir)
     written: dict[str, Path] = {}
     datasets = sorted({r["dataset"] for r in rows})
@@ -364,10 +449,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="which profile's results to use when there are several")
     p.add_argument("--split", default="test", choices=("test", "validation"),
                    help="report the test split (default) or the validation tasks; the two are never mixed")
+    p.add_argument("--shots", type=int, default=None, help="which shots count's rows to report (default: 20 where present)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    written = make_report(args.results, args.out, args.profile, args.split)
+    written = make_report(args.results, args.out, args.profile, args.split, args.shots)
     for path in written.values():
         print(path)
     return 0

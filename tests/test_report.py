@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from pddlite import PDDLiteError
 from pddlite.cli import main
-from pddlite.grid import RunSpec, load_results, write_row
+from pddlite.grid import RunSpec, load_result_files, load_results, write_row
 from pddlite.report import (
     choose_split, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, mean_std, summary_table,
 )
@@ -163,3 +163,42 @@ def test_variants_are_series_side_by_side_and_splits_never_mix(tmp_path):
     assert "validation tasks built from training data" in validation and "PDD (paper)" not in validation
     with pytest.raises(PDDLiteError, match="no results on the validation split"):
         choose_split([r for r in rows if r.get("split") == "test"], "validation")
+
+
+def test_the_report_never_averages_copies_other_shots_other_settings_or_malformed_rows(tmp_path, capsys):
+    import json
+    import shutil
+
+    from pddlite.report import consistent_rows
+
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd", "mcdd"), anomalies=(0, 1), reps=2)
+    files = sorted(tmp_path.rglob("*.json"))
+    for f in files:  # the rows of one grid run carry their settings and when they finished
+        row = json.loads(f.read_text())
+        row.update(settings="new", finished_at="2026-12-01T10:00:00+00:00")
+        f.write_text(json.dumps(row))
+    backup = tmp_path / "backup"
+    shutil.copytree(tmp_path / "paper", backup / "paper")  # a backup copy is not a third repetition
+    extra = tmp_path / "paper" / "mnist" / "mcdd"
+    row = json.loads(files[-1].read_text())
+    (extra / "old.json").write_text(json.dumps({**row, "rep": 5, "seed": 5, "settings": "old",
+                                                "finished_at": "2026-11-01T10:00:00+00:00"}))
+    (extra / "ten.json").write_text(json.dumps({**row, "rep": 6, "seed": 6, "shots": 10}))
+    (extra / "bad.json").write_text(json.dumps({**row, "rep": 7, "seed": 7, "auroc": "0.9"}))
+    found = load_result_files(tmp_path)
+    kept, skipped = consistent_rows(found)
+    assert len(kept) == 8  # 2 methods x 2 classes x 2 seeds, once each
+    assert len({(r["method"], r["anomaly"], r["seed"]) for r in kept}) == 8
+    reasons = "\n".join(skipped)
+    assert reasons.count("another row of the run") == 8
+    assert "old.json: made with other settings (old)" in reasons
+    assert "ten.json: shots 10 (this report: 20" in reasons
+    assert "bad.json: auroc is '0.9', not a number in [0, 1]" in reasons
+    assert len(skipped) == 11
+    kept10, _ = consistent_rows(found, shots=10)
+    assert [r["seed"] for r in kept10] == [6]
+    # the command prints one line per skipped row and reports the rest
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "figures")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("report: skipped ") == 11
+    assert "8 runs" in (tmp_path / "figures" / "summary.md").read_text()
