@@ -280,21 +280,32 @@ def load_mnist_5k(test_fraction: float = 0.2) -> tuple[torch.Tensor, torch.Tenso
     )
 
 
+#: the folder torchvision keeps each dataset's files in, under the data root
+_TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+
+
 def _torchvision_split(name: str, root: Path, train: bool, download: bool):
     import torchvision.datasets as tvd
 
     cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    folder = root / _TORCHVISION_FOLDERS[name]
     try:
         return cls(root=str(root), train=train, download=download)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-        raise PDDLiteError(
-            f"{name} was not found in {root} and could not be downloaded ({str(err).splitlines()[0]}); "
-            f"put torchvision's files there and pass --data-dir / root, or use the offline dataset mnist-5k"
-        ) from err
     except OSError as err:  # URLError and friends: offline
         raise PDDLiteError(
             f"downloading {name} into {root} failed ({err}); when offline, copy the files there and pass "
             "--data-dir / root, or use the offline dataset mnist-5k"
+        ) from err
+    except Exception as err:  # torchvision: "Dataset not found or corrupted", or a damaged file
+        if folder.exists() and any(p.is_file() for p in folder.rglob("*")):
+            raise PDDLiteError(
+                f"the {name} files in {folder} could not be read ({type(err).__name__}: "
+                f"{(str(err).splitlines() or [''])[0][:120]}): a file is truncated or damaged; "
+                f"delete {folder} and run again to download it"
+            ) from err
+        raise PDDLiteError(
+            f"{name} was not found in {root}" + (" and could not be downloaded" if download else " (download=False)")
+            + "; put torchvision's files there and pass --data-dir / root, or use the offline dataset mnist-5k"
         ) from err
 
 
@@ -312,8 +323,13 @@ def load_torchvision(
     for train in (True, False):
         ds = _torchvision_split(name, root, train, download)
         pixels = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
-        images = fit_to_architecture(to_unit_range(pixels))
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+        if len(labels) != len(pixels):
+            raise PDDLiteError(
+                f"the {name} {'training' if train else 'test'} files in {root / _TORCHVISION_FOLDERS[name]} hold "
+                f"{len(pixels)} images but {len(labels)} labels: a file is damaged; delete "
+                f"{root / _TORCHVISION_FOLDERS[name]} and run again to download it")
+        images = fit_to_architecture(to_unit_range(pixels))
         out += [images, labels]
     return out[0], out[1], out[2], out[3]
 

@@ -214,8 +214,8 @@ def test_arrays_colour_32_is_resized_to_64_with_channels_in_order():
 
 def test_arrays_colour_resize_matches_bilinear_interpolation():
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
-    y = np.repeat([0, 1, 2, 3], 2)
+    x = rng.integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
+    y = np.repeat([0, 1, 2, 3], 3)  # 2 prototypes and 1 unlabeled image per normal class
     t = make_task_from_arrays(x, y, anomaly=0, shots=2, seed=0, test_images=x, test_labels=y)
     nchw = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0 * 2.0 - 1.0
     expected = F.interpolate(nchw, size=(64, 64), mode="bilinear", align_corners=False)
@@ -381,3 +381,23 @@ def test_tasks_refuse_impossible_sizes_and_seeds_in_one_line():
         make_task_from_arrays(x, y, anomaly=1, shots=2, seed=2**64)
     with pytest.raises(PDDLiteError, match="seed must be"):
         make_task("mnist-5k", anomaly=1, seed=-1)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "wrong magic", "short labels", "empty"])
+def test_damaged_torchvision_files_are_named_as_damaged_not_as_missing(tmp_path, damage):
+    written = write_mnist_like(tmp_path, "MNIST")
+    raw = tmp_path / "MNIST" / "raw"
+    images_file, labels_file = raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"
+    if damage == "truncated":
+        images_file.write_bytes(images_file.read_bytes()[:1000])
+    elif damage == "random bytes":
+        images_file.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    elif damage == "wrong magic":
+        images_file.write_bytes(struct.pack(">I", 1234) + images_file.read_bytes()[4:])
+    elif damage == "short labels":
+        write_idx_labels(labels_file, written["train"][1][:-3])
+    else:
+        images_file.write_bytes(b"")
+    with pytest.raises(PDDLiteError, match="damaged; delete .*MNIST.* and run again") as err:
+        make_task("mnist", anomaly=2, shots=3, seed=0, root=tmp_path, download=False)
+    assert "not found" not in str(err.value) and "\n" not in str(err.value)
