@@ -616,9 +616,9 @@ def make_task_from_arrays(
 
         if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
             raise PDDLiteError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
-        counts = torch.bincount(y)
-        if int(counts[counts > 0].min()) < 2:
-            lonely = int(torch.nonzero((counts > 0) & (counts < 2)).flatten()[0])
+        classes, counts = torch.unique(y, return_counts=True)
+        if int(counts.min()) < 2:
+            lonely = int(classes[counts < 2][0])
             raise PDDLiteError(f"class {lonely} has one image: a stratified test split needs at least two per class "
                                "(or pass test_images and test_labels)")
         try:

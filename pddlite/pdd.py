@@ -106,11 +106,11 @@ class PDDConfig:
                 raise PDDLiteError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         for name in ("lr", "margin_lr", "bandwidth", "width", "z_std"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):
+            if not (_is_number(value) and 0 < value < float("inf")):
                 raise PDDLiteError(f"{name} must be a positive number, got {value!r}")
         for name in ("beta", "q_intra", "q_inter"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not _is_number(value) or not math.isfinite(value):
                 raise PDDLiteError(f"{name} must be a finite number, got {value!r}")
         if self.beta < 0:
             raise PDDLiteError(f"beta must be >= 0, got {self.beta}")
@@ -120,10 +120,13 @@ class PDDConfig:
         for name in ("pretrain_epochs", "tune_epochs", "pretrain_batch_size", "tune_batch_size",
                      "notebook_tune_batch_size", "max_train_images"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise PDDLiteError(f"{name} must be a positive whole number (or None: the profile's), got {value!r}")
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+        if self.ema_decay is not None and not (_is_number(self.ema_decay) and 0.0 < self.ema_decay < 1.0):
             raise PDDLiteError(f"ema_decay must lie in (0, 1) (or be None), got {self.ema_decay!r}")
+        for name in ("keep_prototypes", "margin_steps", "adversarial_tuneup", "augment_prototypes", "recalibrate_bn"):
+            if not isinstance(getattr(self, name), bool):
+                raise PDDLiteError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def architecture(self, image_shape: tuple[int, ...]) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into these networks."""
@@ -521,6 +524,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 #: what every PDD checkpoint holds (the pre-trained discriminator and trainer state are optional)
 _CHECKPOINT_KEYS = frozenset({"config", "architecture", "dataset", "seed", "stage", "history", "generator",
                               "discriminator"})
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (an int or a float, not a bool)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path) -> None:
