@@ -394,6 +394,9 @@ class PDD:
         With ``scoring="umap"`` (transductive) the scores of a batch depend on the whole batch.
         """
         self._check_fitted()
+        if getattr(self, "scorer_", None) is None:
+            raise PDDLiteError("this model has no scorer yet (it was loaded without its task): call "
+                               "model.fit_scorer(task), or load it with PDD.load(path, task=task)")
         z = self.embed(images)
         if isinstance(self.scorer_, PrototypeKDE):
             return self.scorer_.rank_score(z).cpu().numpy()

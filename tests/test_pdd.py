@@ -52,6 +52,11 @@ def test_save_load_round_trip(task, fitted, tmp_path):
     loaded = PDD.load(path, task=task, device="cpu")
     np.testing.assert_array_equal(fitted.decision_function(task.test_images), loaded.decision_function(task.test_images))
     assert loaded.config == fitted.config
+    bare = PDD.load(path, device="cpu")  # the prototypes are not in the file: scoring needs the task
+    with pytest.raises(PDDLiteError, match=r"loaded without its task\): call model.fit_scorer\(task\)"):
+        bare.decision_function(task.test_images)
+    np.testing.assert_array_equal(bare.fit_scorer(task).decision_function(task.test_images),
+                                  loaded.decision_function(task.test_images))
 
 
 def test_checkpoint_skips_finished_training(task, tmp_path, monkeypatch):
