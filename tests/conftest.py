@@ -28,7 +28,7 @@ def torch_single_thread():
     """Run a module's tiny tensor ops on one thread, then restore the thread count.
 
     On a small, shared CPU a second intra-op thread makes these small ops many times slower;
-    the results do not depend on the thread count.
+    these tests assert nothing that depends on it (training does: see the slow test in test_pdd.py).
     """
     import torch
 

@@ -134,7 +134,7 @@ def test_quick_baselines_are_sized_by_optimiser_steps_not_by_epochs():
     assert GANomaly(profile="paper", device="cpu").schedule("mnist-5k", 2736)["epochs"] == 15
 
 
-def test_the_colab_profile_is_full_width_with_quicks_pdd_schedule_and_twice_its_baseline_steps():
+def test_the_colab_profile_is_full_width_with_twice_quicks_optimiser_steps():
     from pddlite.pdd import PDD
     from pddlite.profiles import COLAB_STEPS, QUICK_STEPS
 
@@ -142,6 +142,9 @@ def test_the_colab_profile_is_full_width_with_quicks_pdd_schedule_and_twice_its_
     assert colab.width == 1.0 and colab.max_train_images == 20_000
     sched = PDD(profile="colab", device="cpu").schedule("mnist")
     assert (sched["pretrain_epochs"], sched["tune_epochs"], sched["pretrain_batch_size"]) == (8, 3, 200)
+    # 300 tune-up steps: 3 epochs at the 20,000-image cap, more on a smaller dataset
+    assert PDD(profile="colab", device="cpu").schedule("mnist", 20_000)["tune_steps"] == 300
+    assert PDD(profile="colab", device="cpu").schedule("mnist-5k", 3420)["tune_epochs"] == 18
     assert all(COLAB_STEPS[k] == 2 * QUICK_STEPS[k] for k in QUICK_STEPS)
     n = 18_820  # 20,000 MNIST images less one class's share and the prototypes
     epochs = GANomaly(profile=colab, device="cpu").schedule("mnist", n)["epochs"]
