@@ -362,7 +362,9 @@ def replicate(
                 bar.update(1)
                 continue
             try:
-                row = _finished_row(run, path, _expected(run, prof, shots, split))  # finished meanwhile?
+                with warnings.catch_warnings():  # the first scan already said why a row is re-run
+                    warnings.simplefilter("ignore")
+                    row = _finished_row(run, path, _expected(run, prof, shots, split))  # finished meanwhile?
                 if row is None:
                     left = estimator.left(pending[i:])
                     bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
