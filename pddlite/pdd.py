@@ -194,10 +194,9 @@ class PDD:
         """
         pb, pe = self.profile.schedule("pdd-pretrain", dataset, n_images)
         c = self.config
-        tb = self.profile.schedule("pdd-tuneup", dataset)[0]
+        tb, te = self.profile.schedule("pdd-tuneup", dataset)  # epochs from steps once the batch is known
         if c.notebook_tune_batch_size is not None and self.profile.batch_size is None:
             tb = c.notebook_tune_batch_size
-        te = self.profile.schedule("pdd-tuneup", dataset)[1]
         te = self.profile.epochs_for_steps("pdd-tuneup", te, tb, n_images)
         out = {
             "pretrain_epochs": c.pretrain_epochs if c.pretrain_epochs is not None else pe,
