@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .data import Task
 from .errors import PDDLiteError
 from .metrics import evaluate
-from .pdd import PDD
+from .pdd import PDD, SCORINGS
 
 #: Options that change only the tune-up or the scoring, so a pre-trained model can be reused.
 TUNE_UP_OPTIONS = (
@@ -125,12 +125,13 @@ def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str
     """AUROC and AUPRC of ``model``'s current embedding scored on ``task``'s prototypes, without training.
 
     ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"umap"`` is the sample
-    notebook's transductive UMAP-3D KDE. ``bandwidth`` defaults to the model's (in the model's
+    notebook's transductive UMAP-3D KDE, ``"umap-inductive"`` the same fitted on the unlabeled
+    training embeddings. ``bandwidth`` defaults to the model's (in the model's
     ``bandwidth_unit``); ``options`` may change the other scoring fields (:data:`SCORING_ONLY`).
     The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it.
     """
-    if scoring not in ("kde", "umap"):
-        raise PDDLiteError(f"rescore knows scoring 'kde' and 'umap', got {scoring!r}")
+    if scoring not in SCORINGS:
+        raise PDDLiteError(f"rescore knows scoring {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
     unknown = set(options) - set(SCORING_ONLY)
     if unknown:
         raise PDDLiteError(f"rescore changes only the scoring ({', '.join(SCORING_ONLY)}); got {', '.join(sorted(unknown))}")

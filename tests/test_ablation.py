@@ -122,6 +122,15 @@ def test_rescore_matches_decision_function(pretrained, task):
         ablation.rescore(tuned, task, scoring="svm")
 
 
+def test_rescore_scores_inductive_umap_as_the_estimator_does(pretrained, task):
+    pytest.importorskip("umap")
+    tuned = ablation.tune_up_from(pretrained, task)
+    inductive = tuned.copy_with(scoring="umap-inductive").fit_scorer(task)
+    want = evaluate(task.test_is_anomaly, inductive.decision_function(task.test_images))
+    got = ablation.rescore(tuned, task, scoring="umap-inductive")
+    assert got == pytest.approx(want)
+
+
 # --------------------------------------------------------------------------- sweeps
 
 
