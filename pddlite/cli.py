@@ -1,6 +1,9 @@
-"""The ``pddlite`` command line: ``pddlite run`` trains and scores one task.
+"""The ``pddlite`` command line: ``run`` (one task), ``replicate`` (the grid) and ``report`` (its figures).
 
-Bad input ends with one line on stderr and exit status 2, never a traceback.
+Each subcommand is an ``add_*_arguments`` function and a ``cmd_*`` function, both here, and
+:func:`build_parser` lists the three by name: the library modules behind them (``experiment``,
+``grid``, ``report``) know nothing of argparse. Bad input ends with one line on stderr and exit
+status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -8,25 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .device import PRECISIONS
 from .errors import PDDLiteError
-from .files import check_output_file, write_text_atomically
 from .experiment import SPLITS
+from .files import check_output_file, write_text_atomically
+from .grid import DEFAULT_DATASETS, DEFAULT_METHODS, DEFAULT_REPS
 from .variants import DEFAULT_VARIANT, VARIANTS
-
-#: subcommand name -> (function that adds its arguments, function that runs it)
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
-
-
-def command(name: str, help: str):
-    """Register a subcommand: decorate ``run(args) -> exit status``; ``add_arguments`` is attached after."""
-    def wrap(run: Callable[[argparse.Namespace], int]):
-        run.help = help  # type: ignore[attr-defined]
-        COMMANDS[name] = (getattr(run, "add_arguments", lambda p: None), run)
-        return run
-    return wrap
 
 
 def add_precision_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,31 +87,83 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-cmd_run.add_arguments = _add_run_arguments  # type: ignore[attr-defined]
-command("run", "train and score PDD (or a baseline) on one leave-one-class-out task")(cmd_run)
+def _add_replicate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS),
+                   help="datasets (mnist, fashion-mnist, cifar10, mnist-5k); default: the paper's three")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                   help=f"methods; default: {' '.join(DEFAULT_METHODS)}")
+    p.add_argument("--variants", nargs="+", default=[DEFAULT_VARIANT], choices=tuple(VARIANTS),
+                   help=f"PDD variants to run side by side (default: {DEFAULT_VARIANT})")
+    p.add_argument("--split", default="test", choices=SPLITS,
+                   help="score the test split (for reporting) or the validation tasks (where choices are made)")
+    p.add_argument("--reps", type=int, default=DEFAULT_REPS, help="repetitions per task (seed = repetition index)")
+    p.add_argument("--anomalies", type=int, nargs="+", default=None, help="anomaly classes (default: all)")
+    p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
+    p.add_argument("--profile", default=None, help="smoke, quick, colab or paper (default: $PDDLITE_PROFILE, else quick)")
+    p.add_argument("--out", default="results", help="results folder (one JSON file per run)")
+    p.add_argument("--shard", default=None,
+                   help="run only shard k of n, written k/n (e.g. 2/8, or $SLURM_ARRAY_TASK_ID/8 with --array=1-8)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_precision_arguments(p)
+    p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
+    p.add_argument("--dry-run", action="store_true", help="print how many runs this shard has and how many are done")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--run-progress", action="store_true", help="also show each run's epoch bars")
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    from .grid import count_finished, replicate
+    from .profiles import get_profile
+
+    if args.dry_run:
+        total, done = count_finished(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard,
+                                     args.anomalies, args.shots, args.variants, args.split)
+        print(f"{total} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
+              f"(profile {get_profile(args.profile).name}): {done} done, {total - done} to run; results in {args.out}")
+        return 0
+    rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
+                     args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
+                     run_progress=args.run_progress, variants=args.variants, split=args.split,
+                     precision=args.precision, deterministic=args.deterministic)
+    print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
+    return 0
+
+
+def _add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="?", default="results", help="folder of result files (default: results)")
+    p.add_argument("--out", default=None, help="where to write the figures and summary.md (default: the results folder)")
+    p.add_argument("--profile", default=None, help="which profile's results to use when there are several")
+    p.add_argument("--split", default="test", choices=SPLITS,
+                   help="report the test split (default) or the validation tasks; the two are never mixed")
+    p.add_argument("--shots", type=int, default=None, help="which shots count's rows to report (default: 20 where present)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+
+    for path in make_report(args.results, args.out, args.profile, args.split, args.shots).values():
+        print(path)
+    return 0
+
+
+#: the subcommands: name -> (help, add_arguments, run)
+SUBCOMMANDS = {
+    "run": ("train and score PDD (or a baseline) on one leave-one-class-out task", _add_run_arguments, cmd_run),
+    "replicate": ("run the paper's grid (datasets x anomaly classes x methods x repetitions), resumable and shardable",
+                  _add_replicate_arguments, cmd_replicate),
+    "report": ("draw the paper's figures (Figs. 3-11) and a table of means from a results folder",
+               _add_report_arguments, cmd_report),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    _load_extensions()
     parser = argparse.ArgumentParser(prog="pddlite", description="Prototype Data Description (Ando & Yamamoto)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=run.help, description=run.help)  # type: ignore[attr-defined]
+    for name, (help, add_arguments, run) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help, description=help)
         add_arguments(p)
         p.set_defaults(func=run)
     return parser
-
-
-def _load_extensions() -> None:
-    """Import modules that add subcommands (the grid and the report), where present."""
-    import importlib
-
-    for module in ("pddlite.grid", "pddlite.report"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,7 +182,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run as a script this module is __main__, a second copy; the registry lives in pddlite.cli.
-    from pddlite.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

@@ -118,18 +118,3 @@ def recalibrate_batchnorm(module: nn.Module, images: torch.Tensor, batch_size: i
         for part in images.split(batch_size):
             module(part)
     return module
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    was = module.training
-    module.train()
-    try:
-        with autocast(images.device):
-            for part in images.split(batch_size):
-                module(part)
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        module.train(was)
-    return module

@@ -18,68 +18,17 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .data import make_task, make_validation_task
 from .device import choose_precision, resolve_device
-from .metrics import evaluate
-from .pdd import PDD, PDDConfig
+from .methods import METHODS
+from .pdd import PDDConfig
 from .variants import DEFAULT_VARIANT
 from .profiles import Profile, get_profile
 
 #: where a run is scored: the official test split, or the validation task built from training data
 SPLITS = ("test", "validation")
-
-#: method name -> function(task, profile, seed, device, progress, precision, deterministic, **options)
-#: -> dict of metrics.
-METHODS: dict[str, Callable[..., dict[str, Any]]] = {}
-
-
-def register_method(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    """Decorator that makes a runner available to ``pddlite run --method`` and the grid."""
-    def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        METHODS[name] = fn
-        return fn
-    return wrap
-
-
-@register_method("pdd")
-def run_pdd(task, profile, seed, device, progress=True, precision="auto", deterministic=False,
-            variant=DEFAULT_VARIANT, checkpoint=None, ablation=True, pretrain_cache=None, **options) -> dict[str, Any]:
-    """PDD: metrics after pre-training alone, after the adversarial steps alone, and after the tune-up.
-
-    With the sample notebook's transductive scoring (``scoring="umap"``) the row also gives the
-    same model scored inductively (UMAP fitted on the unlabeled training embeddings) as
-    ``inductive_auroc`` / ``inductive_auprc``, and says ``transductive: true``.
-    ``ablation=False`` skips the adversarial-only control (it costs one more tune-up);
-    ``pretrain_cache`` is a folder that lets variants with the same pre-training share it.
-    """
-    model = PDD(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
-                progress=progress, pretrain_cache=pretrain_cache, precision=precision,
-                deterministic=deterministic, **options)
-    model.pretrain(task)
-    # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
-    pretrained = model if model.stage_ == "pretrained" else model.pretrained_model(task)
-    row: dict[str, Any] = {"variant": variant}
-    before = evaluate(task.test_is_anomaly, pretrained.decision_function(task.test_images))
-    row.update(pretrain_auroc=before["auroc"], pretrain_auprc=before["auprc"])
-    if ablation:
-        control_checkpoint = None if checkpoint is None else Path(str(checkpoint) + ".adversarial-only")
-        control = pretrained.copy_with(margin_steps=False, checkpoint=control_checkpoint).tune_up(task)
-        adv = evaluate(task.test_is_anomaly, control.decision_function(task.test_images))
-        row.update(adversarial_only_auroc=adv["auroc"], adversarial_only_auprc=adv["auprc"])
-        del control
-    model.tune_up(task)
-    after = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
-    row.update(auroc=after["auroc"], auprc=after["auprc"])
-    row.update(model.schedule_)  # the epochs, batch sizes and optimiser steps both stages ran
-    if model.config.scoring == "umap":
-        # transductive scoring (fitted on the scored set): report the inductive version beside it
-        inductive = model.copy_with(scoring="umap-inductive", progress=False).fit_scorer(task)
-        ind = evaluate(task.test_is_anomaly, inductive.decision_function(task.test_images))
-        row.update(transductive=True, inductive_auroc=ind["auroc"], inductive_auprc=ind["auprc"])
-    row["model"] = model
-    return row
 
 
 def run_task(
@@ -112,8 +61,6 @@ def run_task(
     """
     from .errors import PDDLiteError
 
-    if method not in METHODS:
-        _load_baselines()
     if method not in METHODS:
         raise PDDLiteError(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))}")
     if split not in SPLITS:
@@ -175,14 +122,3 @@ def settings_fingerprint(method: str, profile: str | Profile | None = None, **op
                                        **{k: v for k, v in options.items() if k in fields and k != "variant"})
         what["config"] = dataclasses.asdict(config)
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _load_baselines() -> None:
-    """Import the baselines package, whose modules register their runners (if it exists)."""
-    try:
-        import importlib
-
-        importlib.import_module("pddlite.baselines")
-    except ModuleNotFoundError as err:
-        if err.name != "pddlite.baselines":
-            raise

@@ -27,10 +27,8 @@ or, from a shell, ``pddlite replicate --datasets mnist fashion-mnist cifar10 --r
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,8 +38,11 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS, canonical_dataset_name
 from .errors import PDDLiteError
+from .experiment import run_task, settings_fingerprint
 from .files import check_output_folder, claim, release, write_text_atomically
-from .variants import DEFAULT_VARIANT, VARIANTS, variant_options
+from .methods import METHODS
+from .profiles import get_profile
+from .variants import DEFAULT_VARIANT, variant_options
 
 #: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
 DEFAULT_DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -81,16 +82,8 @@ class RunSpec:
         return f"{self.dataset} anomaly={self.anomaly} {self.name} rep={self.rep}"
 
 
-def known_methods() -> list[str]:
-    """Every method name that ``run_task`` accepts (PDD and the registered baselines)."""
-    from .experiment import METHODS, _load_baselines
-
-    _load_baselines()
-    return sorted(METHODS)
-
-
 def _check_methods(methods: Sequence[str]) -> list[str]:
-    known = known_methods()
+    known = sorted(METHODS)
     out = []
     for m in methods:
         if m not in known:
@@ -214,8 +207,6 @@ def write_row(row: dict[str, Any], path: Path) -> Path:
 
 def _expected(run: RunSpec, profile: Any, shots: int, split: str) -> dict[str, Any]:
     """The fields a finished row of ``run`` must carry (its task, its run, its settings)."""
-    from .experiment import settings_fingerprint
-
     options = {} if run.variant is None else {"variant": run.variant}
     return {"dataset": run.dataset, "anomaly": run.anomaly, "shots": shots, "seed": run.seed, "split": split,
             "method": run.method, "profile": profile.name, "variant": run.variant,
@@ -302,6 +293,31 @@ class _Estimator:
         return sum(means.get((r.dataset, r.name), fallback) for r in pending)
 
 
+def count_finished(
+    datasets: Sequence[str] = DEFAULT_DATASETS,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    reps: int | Iterable[int] = DEFAULT_REPS,
+    profile: str | None = None,
+    out_dir: str | Path = "results",
+    shard: str | tuple[int, int] | None = None,
+    anomalies: Sequence[int] | None = None,
+    shots: int = 20,
+    variants: Sequence[str] = (DEFAULT_VARIANT,),
+    split: str = "test",
+) -> tuple[int, int]:
+    """(runs in the grid or shard, runs whose file already holds their row): ``replicate --dry-run``.
+
+    A file that :func:`replicate` would re-run (another task, profile or settings) counts as not done.
+    """
+    prof = get_profile(profile)
+    runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the real run says which rows it re-runs and why
+        done = sum(_finished_row(r, r.path(out_dir, prof.name, shots, split), _expected(r, prof, shots, split))
+                   is not None for r in runs)
+    return len(runs), done
+
+
 def replicate(
     datasets: Sequence[str] = DEFAULT_DATASETS,
     methods: Sequence[str] = DEFAULT_METHODS,
@@ -333,8 +349,6 @@ def replicate(
     An exception in a run stops the grid (the finished runs stay written; run again to resume).
     """
     from tqdm.auto import tqdm
-
-    from .profiles import get_profile
 
     prof = get_profile(profile)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
@@ -392,8 +406,6 @@ def replicate(
 def _run(run: RunSpec, profile: str, out: Path, shots: int, split: str, device: str, data_dir: Any,
          run_progress: bool, precision: str, deterministic: bool) -> dict[str, Any]:
     """Train and score one run of the grid; its row, ready to write."""
-    from .experiment import run_task
-
     start = time.perf_counter()
     # PDD variants with the same pre-training (paper, pddlite) share it through a cache
     options = {} if run.variant is None else {"variant": run.variant, "pretrain_cache": out / profile / ".pretrained"}
@@ -418,64 +430,3 @@ def _release_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover
         pass
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from .cli import add_precision_arguments
-
-    p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS),
-                   help="datasets (mnist, fashion-mnist, cifar10, mnist-5k); default: the paper's three")
-    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                   help="methods; default: pdd egbad ganomaly mcdd deepsvdd")
-    p.add_argument("--variants", nargs="+", default=[DEFAULT_VARIANT], choices=tuple(VARIANTS),
-                   help=f"PDD variants to run side by side (default: {DEFAULT_VARIANT})")
-    p.add_argument("--split", default="test", choices=("test", "validation"),
-                   help="score the test split (for reporting) or the validation tasks (where choices are made)")
-    p.add_argument("--reps", type=int, default=DEFAULT_REPS, help="repetitions per task (seed = repetition index)")
-    p.add_argument("--anomalies", type=int, nargs="+", default=None, help="anomaly classes (default: all)")
-    p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
-    p.add_argument("--profile", default=None, help="smoke, quick, colab or paper (default: $PDDLITE_PROFILE, else quick)")
-    p.add_argument("--out", default="results", help="results folder (one JSON file per run)")
-    p.add_argument("--shard", default=None, help="run only shard k of n, written k/n (e.g. 2/8, or $SLURM_ARRAY_TASK_ID/8 with --array=1-8)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    add_precision_arguments(p)
-    p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
-    p.add_argument("--dry-run", action="store_true", help="print how many runs this shard has and how many are done")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--run-progress", action="store_true", help="also show each run's epoch bars")
-
-
-def cmd_replicate(args: argparse.Namespace) -> int:
-    from .profiles import get_profile
-
-    if args.dry_run:
-        prof = get_profile(args.profile)
-        runs = select_shard(grid_runs(args.datasets, args.methods, args.reps, args.anomalies, args.variants), args.shard)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the real run says which rows it re-runs and why
-            done = sum(_finished_row(r, r.path(args.out, prof.name, args.shots, args.split),
-                                     _expected(r, prof, args.shots, args.split)) is not None for r in runs)
-        print(f"{len(runs)} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
-              f"(profile {prof.name}): {done} done, {len(runs) - done} to run; results in {args.out}")
-        return 0
-    rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
-                     args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
-                     run_progress=args.run_progress, variants=args.variants, split=args.split,
-                     precision=args.precision, deterministic=args.deterministic)
-    print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
-    return 0
-
-
-cmd_replicate.add_arguments = _add_arguments  # type: ignore[attr-defined]
-
-
-def _register() -> None:
-    from .cli import command
-
-    command("replicate", "run the paper's grid (datasets x anomaly classes x methods x repetitions), resumable and shardable")(cmd_replicate)
-
-
-_register()

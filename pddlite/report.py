@@ -25,7 +25,6 @@ without pyplot: they need no display, render through Agg when saved, and show in
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections import Counter, defaultdict
@@ -441,31 +440,3 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, prof
     summary.write_text(summary_table(rows, chosen, split))
     written["summary"] = summary
     return written
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("results", nargs="?", default="results", help="folder of result files (default: results)")
-    p.add_argument("--out", default=None, help="where to write the figures and summary.md (default: the results folder)")
-    p.add_argument("--profile", default=None, help="which profile's results to use when there are several")
-    p.add_argument("--split", default="test", choices=("test", "validation"),
-                   help="report the test split (default) or the validation tasks; the two are never mixed")
-    p.add_argument("--shots", type=int, default=None, help="which shots count's rows to report (default: 20 where present)")
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    written = make_report(args.results, args.out, args.profile, args.split, args.shots)
-    for path in written.values():
-        print(path)
-    return 0
-
-
-cmd_report.add_arguments = _add_arguments  # type: ignore[attr-defined]
-
-
-def _register() -> None:
-    from .cli import command
-
-    command("report", "draw the paper's figures (Figs. 3-11) and a table of means from a results folder")(cmd_report)
-
-
-_register()

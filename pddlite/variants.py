@@ -27,11 +27,12 @@ from typing import Any
 from .errors import PDDLiteError
 
 #: variant name -> the PDDConfig fields it sets (every other field keeps its dataclass default).
+#: Every variant sets the same fields, so two variants differ exactly where their entries do.
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": dict(
         layout="paper", keep_prototypes=False, z_std=1.0, lr=2e-3, margin="eq56", margin_lr=2e-3,
         normalization="none", bandwidth=10.0, bandwidth_unit="absolute", scoring="kde",
-        augment_prototypes=False, recalibrate_bn=False,
+        augment_prototypes=False, recalibrate_bn=False, notebook_tune_batch_size=None,
     ),
     "reference": dict(
         layout="reference", keep_prototypes=True, z_std=0.1, lr=2e-4, margin="reference", margin_lr=2e-4,
@@ -41,7 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pddlite": dict(
         layout="paper", keep_prototypes=False, z_std=1.0, lr=2e-3, margin="eq56", margin_lr=2e-4,
         normalization="center-l2", bandwidth=0.25, bandwidth_unit="intra-median", scoring="kde",
-        augment_prototypes=False, recalibrate_bn=False,
+        augment_prototypes=False, recalibrate_bn=False, notebook_tune_batch_size=None,
     ),
 }
 
@@ -57,8 +58,5 @@ def variant_options(name: str) -> dict[str, Any]:
 
 def differences(a: str, b: str) -> dict[str, tuple[Any, Any]]:
     """field -> (value in ``a``, value in ``b``) for every field where the two variants differ."""
-    from .pdd import PDDConfig
-
-    ca, cb = PDDConfig.for_variant(a), PDDConfig.for_variant(b)
-    return {k: (getattr(ca, k), getattr(cb, k)) for k in ca.__dataclass_fields__
-            if k != "variant" and getattr(ca, k) != getattr(cb, k)}
+    va, vb = variant_options(a), variant_options(b)
+    return {k: (va[k], vb[k]) for k in va if va[k] != vb[k]}

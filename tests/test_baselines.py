@@ -16,7 +16,8 @@ from pddlite.baselines.deepsvdd import SVDDDecoder, SVDDEncoder, deepsvdd_schedu
 from pddlite.baselines.egbad import EMABiGANTrainer
 from pddlite.baselines.ganomaly import GANomalyGenerator, feature_matching
 from pddlite.baselines.mcdd import MCDDNet
-from pddlite.experiment import METHODS, run_task
+from pddlite.experiment import run_task
+from pddlite.methods import METHODS
 from pddlite.nets import Encoder, JointDiscriminator, make_gan
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from pddlite import PDDLiteError
 from pddlite.cli import main
-from pddlite.experiment import METHODS
+from pddlite.methods import METHODS
 from pddlite.grid import grid_runs, load_results, parse_shard, replicate, select_shard
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,12 +178,13 @@ SLOW_GRID = textwrap.dedent("""
     import sys, time
     import torch
     torch.set_num_threads(1)
-    from pddlite.experiment import register_method
+    from pddlite.methods import METHODS
 
-    @register_method("slowfake")
     def run(task, profile, seed, device, progress=True, **options):
         time.sleep(0.4)
         return {"auroc": 0.5, "auprc": 0.1}
+
+    METHODS["slowfake"] = run
 
     from pddlite.grid import replicate
     replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke",
@@ -300,14 +301,15 @@ COUNTING_GRID = textwrap.dedent("""
     import os, sys, time
     import torch
     torch.set_num_threads(1)
-    from pddlite.experiment import register_method
+    from pddlite.methods import METHODS
 
-    @register_method("countfake")
     def run(task, profile, seed, device, progress=True, **options):
         with open(sys.argv[2], "a") as fh:
             fh.write(f"{os.getpid()} {task.anomaly_classes[0]} {seed}\\n")
         time.sleep(0.3)
         return {"auroc": 0.5, "auprc": 0.1}
+
+    METHODS["countfake"] = run
 
     from pddlite.grid import replicate
     replicate(["mnist-5k"], ["countfake"], reps=2, anomalies=[0, 1, 2, 3], profile="smoke",

@@ -16,6 +16,17 @@ def task():
     return make_task("mnist-5k", anomaly=1, shots=10, seed=0)
 
 
+def test_every_variant_sets_the_same_fields_so_differences_is_complete():
+    fields = {f for f in PDDConfig.__dataclass_fields__}
+    for name, options in VARIANTS.items():
+        assert set(options) == set(VARIANTS["paper"]) and set(options) <= fields, name
+    for a in VARIANTS:
+        for b in VARIANTS:
+            ca, cb = PDDConfig.for_variant(a), PDDConfig.for_variant(b)
+            want = {k for k in fields if k != "variant" and getattr(ca, k) != getattr(cb, k)}
+            assert set(differences(a, b)) == want, (a, b)
+
+
 def test_the_paper_variant_is_the_text():
     c = PDDConfig.for_variant("paper", "quick")
     assert (c.normalization, c.bandwidth, c.bandwidth_unit, c.scoring) == ("none", 10.0, "absolute", "kde")

@@ -8,9 +8,8 @@
   prototypes, with no training (not in the paper).
 
 Each is a PyOD-style estimator like :class:`pddlite.PDD` (``fit``, then ``decision_function`` with
-higher = more anomalous) and a ``--method`` of ``pddlite run`` and ``pddlite replicate``: importing
-this package registers the runners ``egbad``, ``ganomaly``, ``mcdd``, ``deepsvdd``, ``pixel-knn`` and ``pixel-centroid`` in
-:data:`pddlite.experiment.METHODS`. Every module docstring lists its hyper-parameters and their sources.
+higher = more anomalous) and a ``--method`` of ``pddlite run`` and ``pddlite replicate``, listed
+in :data:`pddlite.methods.METHODS`. Every module docstring lists its hyper-parameters and their sources.
 """
 
 from .deepsvdd import DeepSVDD

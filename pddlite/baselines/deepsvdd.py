@@ -56,11 +56,10 @@ from torch import nn
 from ..data import batches, canonical_dataset_name
 from ..device import Precision
 from ..errors import PDDLiteError
-from ..experiment import register_method
 from ..gan import EpochTrainer
 from ..nets import LEAKY_SLOPE, channels, conv_stack28, conv_stack64, init_weights
 from ..profiles import Profile
-from ._base import BaselineDetector, make_runner, scaled_epochs, set_learning_rate, step_decay
+from ._base import BaselineDetector, scaled_epochs, set_learning_rate, step_decay
 
 #: (batch, epochs, lr-drop epoch, autoencoder epochs, autoencoder lr-drop epoch, autoencoder weight decay)
 DEEPSVDD_SCHEDULE: dict[str, dict[str, float]] = {
@@ -340,6 +339,3 @@ class DeepSVDD(BaselineDetector):
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:
         return ((self.encoder_(x).float() - self.center_) ** 2).sum(dim=1)
-
-
-run_deepsvdd = register_method("deepsvdd")(make_runner(DeepSVDD))

@@ -45,10 +45,9 @@ from torch import nn
 from ..ema import WeightAverage
 from ..embedding import fresh_batchnorm_statistics
 from ..errors import PDDLiteError
-from ..experiment import register_method
 from ..gan import BiGANTrainer
 from ..nets import Z_DIM, Encoder, JointDiscriminator, init_weights, make_gan
-from ._base import BaselineDetector, make_runner
+from ._base import BaselineDetector
 
 #: Adam learning rate per image shape (see the module docstring for the sources).
 EGBAD_LR = {(1, 28, 28): 1e-5, (3, 64, 64): 2e-4}
@@ -166,6 +165,3 @@ class EGBAD(BaselineDetector):
         f_rec = self.discriminator_.features(rec, z).float()
         feature = (f_real - f_rec).abs().flatten(1).sum(dim=1)
         return (1.0 - self.weight) * residual + self.weight * feature
-
-
-run_egbad = register_method("egbad")(make_runner(EGBAD))

@@ -56,10 +56,9 @@ from torch import nn
 from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
-from ..experiment import register_method
 from ..gan import EpochTrainer, adam, bce_fake, bce_real
 from ..nets import Z_DIM, channels, conv_stack28, conv_stack64, init_weights, make_gan
-from ._base import BaselineDetector, make_runner
+from ._base import BaselineDetector
 
 ADVERSARIAL_LOSSES = ("code", "paper")
 
@@ -205,6 +204,3 @@ class GANomaly(BaselineDetector):
     def _score(self, x: torch.Tensor) -> torch.Tensor:
         _, z, z_rec = self.generator_(x)
         return ((z.float() - z_rec.float()) ** 2).mean(dim=1)
-
-
-run_ganomaly = register_method("ganomaly")(make_runner(GANomaly))

@@ -52,10 +52,9 @@ from ..augment import random_crop_flip
 from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
-from ..experiment import register_method
 from ..gan import EpochTrainer
 from ..nets import conv_stack_for, init_weights
-from ._base import BaselineDetector, make_runner, set_learning_rate, step_decay
+from ._base import BaselineDetector, set_learning_rate, step_decay
 
 
 class MCDDNet(nn.Module):
@@ -223,6 +222,3 @@ class MCDD(BaselineDetector):
             return torch.cat([self.net_.distances(part).float() for part in x.split(1024)]).cpu()
         finally:
             self.net_.train(was)
-
-
-run_mcdd = register_method("mcdd")(make_runner(MCDD))

@@ -22,7 +22,6 @@ import torch
 
 from ..data import Task, check_images, check_labels
 from ..errors import PDDLiteError
-from ..experiment import register_method
 from ..metrics import evaluate
 from ._base import refuse_pdd_options
 
@@ -101,7 +100,8 @@ class PixelCentroid(_PixelDetector):
         return -(v @ self.class_means_.T).max(dim=1).values
 
 
-def _runner(cls: type[_PixelDetector]):
+def make_pixel_runner(cls: type[_PixelDetector]):
+    """The ``run_task`` runner of a pixel baseline: store the task's prototypes, score its test split."""
     def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
             deterministic: bool = False, **options: Any) -> dict[str, Any]:
         # no training: precision and determinism do not apply (distances are computed in float32)
@@ -112,7 +112,3 @@ def _runner(cls: type[_PixelDetector]):
     run.__name__ = f"run_{cls.method.replace('-', '_')}"
     run.__doc__ = f"{cls.__name__}: no training; AUROC/AUPRC on the task's test split."
     return run
-
-
-run_pixel_knn = register_method("pixel-knn")(_runner(PixelKNN))
-run_pixel_centroid = register_method("pixel-centroid")(_runner(PixelCentroid))
