@@ -15,14 +15,13 @@ What draws what in the paper:
   black '+' (Figs. 12-15).
 * :func:`score_histograms`: the Eq. 7 score of every test class, anomalies in red.
 * :func:`roc_pr_curves`: what AUROC and AUPRC are the areas under.
-* :func:`compare_plot`: mean +/- standard deviation of a metric per anomaly class and method
-  (the layout of Figs. 3-11); :func:`sweep_plot` and :func:`metric_bars` for the ablations.
+* :func:`sweep_plot` and :func:`metric_bars` for the ablations. Figs. 3-11 themselves, from result
+  rows, are :mod:`pddlite.report`'s.
 * :func:`toy_figure`, :func:`descent_curves`: the 2-D margin-loss toy of :mod:`pddlite.toy`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -476,55 +475,6 @@ def embedding_map(
 # --------------------------------------------------------------------------- results
 
 
-def compare_plot(
-    rows: Sequence[Mapping[str, Any]],
-    metric: str = "auroc",
-    x: str = "anomaly",
-    hue: str = "method",
-    title: str | None = None,
-    ylabel: str | None = None,
-    class_names: Sequence[str] | None = None,
-    ax: Axes | None = None,
-) -> Figure:
-    """Mean (marker) +/- standard deviation (error bar) of ``metric`` per ``x`` value and ``hue`` group.
-
-    The layout of Figs. 3-11: anomaly class on the x axis, one marker series per method (or per
-    stage, for the ablation). Rows lacking the metric are skipped; one row per cell gives no bar.
-    """
-    cells: dict[tuple[Any, Any], list[float]] = defaultdict(list)
-    for row in rows:
-        if metric in row and row[metric] is not None and x in row:
-            cells[(row.get(hue, ""), _hashable(row[x]))].append(float(row[metric]))
-    if not cells:
-        raise PDDLiteError(f"no rows carry {metric!r} and {x!r}")
-    hues = list(dict.fromkeys(h for h, _ in cells))
-    xs = sorted({v for _, v in cells}, key=_sort_key)
-    fig, ax = _new_axes(ax, (max(4.0, 0.55 * len(xs) + 2.5), 3.2))
-    width = 0.6 / max(1, len(hues))
-    markers = "osD^vP*X"
-    for i, h in enumerate(hues):
-        pos, mean, std = [], [], []
-        for j, v in enumerate(xs):
-            vals = cells.get((h, v))
-            if vals:
-                pos.append(j + (i - (len(hues) - 1) / 2) * width)
-                mean.append(float(np.mean(vals)))
-                std.append(float(np.std(vals)) if len(vals) > 1 else 0.0)
-        ax.errorbar(pos, mean, yerr=std, fmt=markers[i % len(markers)], capsize=3, markersize=5, label=str(h))
-    ax.set_xticks(range(len(xs)))
-    ax.set_xlim(-0.6, len(xs) - 0.4)
-    ax.set_xticklabels([_class_name(v, class_names) if isinstance(v, (int, np.integer)) else str(v) for v in xs],
-                       rotation=45 if class_names and any(len(str(n)) > 2 for n in class_names) else 0,
-                       ha="right" if class_names and any(len(str(n)) > 2 for n in class_names) else "center")
-    ax.set_xlabel(x)
-    ax.set_ylabel(ylabel or metric.upper())
-    if len(hues) > 1 or hues[0] != "":
-        ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return fig
-
-
 def sweep_plot(rows: Sequence[Mapping[str, Any]], param: str | None = None,
                metrics: Sequence[str] = ("auroc", "auprc"), title: str | None = None,
                log_x: bool = False) -> Figure:
@@ -589,14 +539,6 @@ def metric_bars(rows: Sequence[Mapping[str, Any]], label: str = "label",
     if title:
         ax.set_title(title)
     return fig
-
-
-def _hashable(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
-
-
-def _sort_key(v: Any) -> tuple:
-    return (0, v, "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0, str(v))
 
 
 # --------------------------------------------------------------------------- the 2-D toy

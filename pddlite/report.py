@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 from .data import DATASETS
 from .errors import PDDLiteError
 from .files import check_output_folder
+from .stats import mean_std
 
 #: How the baselines are named in figures and tables, in their display order (PDD's series come first).
 METHOD_LABELS = {
@@ -108,15 +109,6 @@ def _method_order(methods: Iterable[str]) -> list[str]:
 
 def _repetitions(n: int) -> str:
     return f"{n} repetition" + ("" if n == 1 else "s")
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof = 1; 0 for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
 
 def collect(rows: Iterable[dict[str, Any]], dataset: str, metric: str) -> dict[str, dict[str, list[float]]]:
@@ -308,7 +300,7 @@ def metric_figure(
     n_reps = sorted({len(v) for m in methods for v in data[m].values()})
     reps = f"{n_reps[0]}" if len(n_reps) == 1 else f"{n_reps[0]}-{n_reps[-1]}"
     ax.set_title((title or f"{metric.upper()}: {DATASET_LABELS.get(dataset, dataset)}")
-                 + f"  (mean \u00b1 std over {reps} repetition{'' if reps == '1' else 's'})", fontsize=10)
+                 + f"  (mean \u00b1 sample std over {reps} repetition{'' if reps == '1' else 's'})", fontsize=10)
     return fig
 
 

@@ -196,24 +196,6 @@ def test_embedding_map_umap_runs():
     assert np.isfinite(test_2d).all()
 
 
-def test_compare_plot_means_and_stds():
-    rows = [
-        {"method": "pdd", "anomaly": 0, "auroc": 0.8},
-        {"method": "pdd", "anomaly": 0, "auroc": 0.9},
-        {"method": "pdd", "anomaly": 1, "auroc": 0.7},
-        {"method": "mcdd", "anomaly": 1, "auroc": 0.6},
-        {"method": "mcdd", "anomaly": 1},  # no metric: skipped
-    ]
-    fig = plots.compare_plot(rows, "auroc")
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pdd", "mcdd"]
-    pdd_line = ax.containers[0].lines[0]
-    np.testing.assert_allclose(np.asarray(pdd_line.get_ydata(), dtype=float), [0.85, 0.7])
-    _render(fig)
-    with pytest.raises(PDDLiteError):
-        plots.compare_plot(rows, "auprc")
-
-
 def test_sweep_plot_draws_both_stages():
     rows = [{"param": "beta", "value": v, "auroc": 0.5 + v / 10, "auprc": 0.2, "pretrain_auroc": 0.5,
              "pretrain_auprc": 0.1} for v in (0, 1, 3)]

@@ -13,7 +13,7 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.grid import RunSpec, load_result_files, load_results, write_row
 from pddlite.report import (
-    choose_split, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, mean_std, summary_table,
+    choose_split, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, summary_table,
 )
 
 METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd")
@@ -49,12 +49,6 @@ def write_results(folder, datasets=("mnist", "cifar10"), methods=METHODS, anomal
 def errorbars(fig: Figure) -> dict[str, ErrorbarContainer]:
     ax = fig.axes[0]
     return {c.get_label(): c for c in ax.containers if isinstance(c, ErrorbarContainer)}
-
-
-def test_mean_std_is_the_sample_standard_deviation():
-    assert mean_std([0.5]) == (0.5, 0.0)
-    m, s = mean_std([0.1, 0.2, 0.6])
-    assert m == pytest.approx(0.3) and s == pytest.approx(statistics.stdev([0.1, 0.2, 0.6]))
 
 
 def test_report_writes_every_figure_and_the_table(tmp_path):
