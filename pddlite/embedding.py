@@ -31,6 +31,7 @@ from torch import nn
 
 from .device import autocast
 from .errors import PDDLiteError
+from .modes import network_mode
 
 NORMALIZATIONS = ("center-l2", "l2", "none")
 
@@ -48,19 +49,6 @@ def normalize(features: torch.Tensor, how: str = "center-l2", center: torch.Tens
     return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-@contextlib.contextmanager
-def bn_mode(module: nn.Module, mode: str) -> Iterator[None]:
-    """Temporarily put ``module`` in ``"eval"`` or ``"train"`` mode, restoring its mode after."""
-    if mode not in ("eval", "train"):
-        raise PDDLiteError(f"BatchNorm mode must be 'eval' or 'train', got {mode!r}")
-    was = module.training
-    module.train(mode == "train")
-    try:
-        yield
-    finally:
-        module.train(was)
-
-
 def embed(
     discriminator: nn.Module,
     images: torch.Tensor,
@@ -70,7 +58,7 @@ def embed(
 ) -> torch.Tensor:
     """f(x) for many images, in eval mode and without gradients, as float32 on the images' device."""
     out = []
-    with torch.no_grad(), bn_mode(discriminator, "eval"), autocast(images.device):
+    with torch.no_grad(), network_mode(discriminator, train=False), autocast(images.device):
         for part in images.split(chunk):
             out.append(discriminator.features(part).float())
     raw = torch.cat(out) if out else torch.empty(0, device=images.device)
@@ -90,19 +78,15 @@ def fresh_batchnorm_statistics(*modules: nn.Module) -> Iterator[None]:
     """
     norms = [m for module in modules for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
-    modes = [module.training for module in modules]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    for module in modules:
-        module.train()
     try:
-        yield
+        with network_mode(*modules, train=True):
+            yield
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        for module, was in zip(modules, modes):
-            module.train(was)
 
 
 @torch.no_grad()

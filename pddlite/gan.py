@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .data import batches
 from .device import Precision, choose_precision
+from .modes import network_mode
 from .nets import Z_DIM
 
 
@@ -187,12 +188,9 @@ class GANTrainer(EpochTrainer):
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` generated images in eval mode, from a fixed noise seed (for sample grids)."""
-        was = self.generator.training
-        self.generator.eval()
         z = torch.randn(n, Z_DIM, generator=torch.Generator().manual_seed(seed)).to(self.device) * self.z_std
-        out = self.generator(z).float()
-        self.generator.train(was)
-        return out
+        with network_mode(self.generator, train=False):
+            return self.generator(z).float()
 
 
 class BiGANTrainer(EpochTrainer):
@@ -245,13 +243,8 @@ class BiGANTrainer(EpochTrainer):
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
         """G(E(x)) in eval mode, in chunks."""
-        was = [m.training for m in self.modules.values()]
-        for m in self.modules.values():
-            m.eval()
-        out = torch.cat([self.generator(self.encoder(part)).float() for part in images.split(chunk)])
-        for m, w in zip(self.modules.values(), was):
-            m.train(w)
-        return out
+        with network_mode(*self.modules.values(), train=False):
+            return torch.cat([self.generator(self.encoder(part)).float() for part in images.split(chunk)])
 
 
 def reconstruction_error(images: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:

@@ -219,15 +219,26 @@ class JointDiscriminator(nn.Module):
         return self.head(self.features(x, z)).squeeze(1)
 
 
-def conv_stack_for(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
-    """The image conv stack of Table 3(b) or 4(b) for ``image_shape``, and its flattened size."""
+def unsupported_shape(shape: tuple[int, ...]) -> PDDLiteError:
+    """The one error for an image shape that has no network (Tables 3-4 know two)."""
+    return PDDLiteError(f"no network for images of shape {tuple(shape)}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+
+
+def conv_trunk(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int, int]:
+    """The image conv stack of Table 3(b) or 4(b) for ``image_shape``: (stack, output channels, output side)."""
     width = _check_width(width)
     shape = tuple(image_shape)
     if shape == (1, 28, 28):
-        return conv_stack28(width), 7 * 7 * channels(64, width)
+        return conv_stack28(width), channels(64, width), 7
     if shape == (3, 64, 64):
-        return conv_stack64(width), 4 * 4 * channels(512, width)
-    raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+        return conv_stack64(width), channels(512, width), 4
+    raise unsupported_shape(shape)
+
+
+def conv_stack_for(image_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
+    """The image conv stack of Table 3(b) or 4(b) for ``image_shape``, and its flattened size."""
+    stack, c_last, side = conv_trunk(image_shape, width)
+    return stack, c_last * side * side
 
 
 def make_gan(
@@ -239,7 +250,7 @@ def make_gan(
         return Generator28(width, layout=layout), Discriminator28(width)
     if shape == (3, 64, 64):
         return Generator64(width), Discriminator64(width)
-    raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+    raise unsupported_shape(shape)
 
 
 def init_weights(module: nn.Module) -> None:

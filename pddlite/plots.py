@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .errors import PDDLiteError
+from .scoring import quiet_umap
 
 ANOMALY_COLOR = "tab:red"
 NORMAL_COLOR = "tab:blue"
@@ -412,10 +413,7 @@ def project_2d(
             import umap
         except ImportError as err:  # pragma: no cover - umap-learn is a dependency
             raise PDDLiteError("UMAP maps need umap-learn: pip install umap-learn (or use method='pca')") from err
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state" and friends
+        with quiet_umap():
             reducer = umap.UMAP(n_components=2, random_state=random_state,
                                 n_neighbors=min(n_neighbors, len(z) - 1))
             return reducer.fit_transform(z).astype(np.float64)

@@ -33,6 +33,12 @@ TABLE2: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 
+def table2_dataset(dataset: str) -> str:
+    """The dataset whose Table 2 row (and Deep SVDD schedule) a dataset uses: mnist-5k and arrays use MNIST's."""
+    key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
+    return "mnist" if key == "mnist-5k" else key
+
+
 @dataclass(frozen=True)
 class Profile:
     """How a run is sized. ``epoch_fraction`` scales Table 2's epochs (at least ``min_epochs``)."""
@@ -53,12 +59,16 @@ class Profile:
         is given, the epochs that make those steps; otherwise Table 2's epochs scaled."""
         if method not in TABLE2:
             raise PDDLiteError(f"no Table 2 entry for {method!r}; known: {', '.join(TABLE2)}")
-        key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
-        key = "mnist" if key == "mnist-5k" else key
-        batch, epochs = TABLE2[method][key]
+        batch, epochs = TABLE2[method][table2_dataset(dataset)]
         batch = self.batch_size or batch
-        epochs = self.fixed_epochs.get(method, max(self.min_epochs, int(round(epochs * self.epoch_fraction))))
-        return batch, self.epochs_for_steps(method, epochs, batch, n_images)
+        return batch, self.epochs_for_steps(method, self.scale_epochs(epochs, method), batch, n_images)
+
+    def scale_epochs(self, epochs: int, method: str) -> int:
+        """A full schedule's ``epochs`` at this profile: its ``fixed_epochs`` entry for ``method``
+        where it has one, else ``epoch_fraction`` of them (at least ``min_epochs``)."""
+        if method in self.fixed_epochs:
+            return int(self.fixed_epochs[method])
+        return max(self.min_epochs, int(round(epochs * self.epoch_fraction)))
 
     def epochs_for_steps(self, method: str, epochs: int, batch_size: int, n_images: int | None) -> int:
         """The fewest epochs with at least ``steps[method]`` optimiser steps over ``n_images``

@@ -256,7 +256,7 @@ class UMAPKDE:
             if len(train) > self.max_fit_points:
                 pick = np.random.default_rng(self.random_state).choice(len(train), self.max_fit_points, replace=False)
                 train = train[np.sort(pick)]
-            with _quiet_umap():
+            with quiet_umap():
                 self.umap_ = self._umap().fit(np.concatenate([train, self.prototypes_]))
             low = self.umap_.embedding_
             self._fit_kdes(low[len(train):])
@@ -292,13 +292,13 @@ class UMAPKDE:
             raise PDDLiteError("this UMAPKDE is not fitted yet: call fit first")
         zt = _as_float64(z, "embeddings").cpu().numpy()
         if self.transductive:
-            with _quiet_umap():
+            with quiet_umap():
                 low = self._umap().fit_transform(np.concatenate([zt, self.prototypes_]))
             self._fit_kdes(low[len(zt):])
             s = self._log_densities(low[: len(zt)])
             self._fit_scaling(s)
         else:
-            with _quiet_umap():
+            with quiet_umap():
                 s = self._log_densities(self.umap_.transform(zt))
         return (s - self.top_) / self.spread_
 
@@ -307,10 +307,12 @@ class UMAPKDE:
         return -self.scaled_density(z).max(axis=1)
 
 
-
 @contextlib.contextmanager
-def _quiet_umap() -> Iterator[None]:
-    """Silence umap-learn's notice that a fixed random_state runs it single-threaded (intended here)."""
+def quiet_umap() -> Iterator[None]:
+    """Silence what umap-learn and the libraries under it say about choices made on purpose here:
+    that a fixed random_state runs it single-threaded, and their notices on small inputs. Warnings
+    from anywhere else still show."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value .* overridden")
+        warnings.filterwarnings("ignore", module=r"(umap|pynndescent|numba|sklearn)(\.|$)")
         yield

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .embedding import bn_mode, normalize
+from .embedding import normalize
 from .errors import PDDLiteError
 from .losses import diameter_loss, inter_class_loss, intra_class_loss, margin_loss, pair_masks, pairwise_distances
+from .modes import network_mode
 
 #: The losses a toy run can descend, by name, with the equation each implements.
 LOSSES: dict[str, str] = {
@@ -217,7 +218,7 @@ def compare_descent_network(
                else torch.optim.SGD(body.parameters(), lr=lr))
         run = DescentRun(loss=name, labels=y.cpu())
         for step in range(steps + 1):
-            with bn_mode(net, "eval"):
+            with network_mode(net, train=False):
                 raw = net.features(images).float()
             # the tune-up's embedding: "center-l2" centres on the prototypes' mean (held constant)
             z = normalize(raw, normalization, raw.mean(dim=0).detach()) if normalization == "center-l2" \

@@ -33,10 +33,11 @@ from torch import nn
 from .augment import random_affine
 from .device import Precision
 from .ema import WeightAverage
-from .embedding import bn_mode, normalize
+from .embedding import normalize
 from .errors import PDDLiteError
 from .gan import GANTrainer, adam
 from .losses import margin_loss, reference_inter_loss, reference_intra_loss
+from .modes import network_mode
 
 
 class TuneUpTrainer(GANTrainer):
@@ -96,13 +97,13 @@ class TuneUpTrainer(GANTrainer):
         if self.augment:
             prototypes = random_affine(prototypes, self.augment_generator)
         if self.margin == "eq56":
-            with bn_mode(d, "eval"), self.autocast():
+            with network_mode(d, train=False), self.autocast():
                 raw = d.features(prototypes).float()
             z = normalize(raw, self.normalization, raw.mean(dim=0).detach())
             loss = margin_loss(z, self.prototype_labels, self.beta, self.q_intra, self.q_inter)
             opt = self.optimizers["margin"]
         else:
-            with bn_mode(d, "train"), self.autocast():
+            with network_mode(d, train=True), self.autocast():
                 z = d.features(prototypes).float()
             intra = self.epoch % 2 == 0  # the notebook alternates the two terms by epoch
             loss = reference_intra_loss(z, self.prototype_labels) if intra else reference_inter_loss(z, self.prototype_labels)

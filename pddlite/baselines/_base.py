@@ -28,6 +28,7 @@ from ..data import Task, check_images, check_labels
 from ..device import check_seed, choose_precision, resolve_device, seed_everything
 from ..errors import PDDLiteError
 from ..metrics import evaluate
+from ..modes import network_mode
 from ..profiles import Profile, get_profile
 
 _FROM_PROFILE: Any = object()  # sentinel: "take this value from the profile"
@@ -145,19 +146,12 @@ class BaselineDetector:
         if not getattr(self, "fitted_", False):
             raise PDDLiteError(f"this {type(self).__name__} model is not fitted yet: call fit(task) first")
         x = check_images(images, self.image_shape_)
-        modules = self._scoring_modules()
-        was = [m.training for m in modules]
-        for m in modules:
-            m.eval()
-        try:
+        with network_mode(*self._scoring_modules(), train=False):
             out = []
             for part in x.split(chunk):
                 part = part.to(self.device, non_blocking=True)
                 out.append(self._score(part).float())
             scores = torch.cat(out) if out else torch.empty(0)
-        finally:
-            for m, w in zip(modules, was):
-                m.train(w)
         return scores.double().cpu().numpy()
 
     # ------------------------------------------------------------------ helpers
@@ -186,15 +180,6 @@ class BaselineDetector:
     def __repr__(self) -> str:
         state = "fitted" if getattr(self, "fitted_", False) else "not fitted"
         return f"{type(self).__name__}(profile={self.profile.name!r}, width={self.width}, seed={self.seed}, {state})"
-
-
-def scaled_epochs(profile: Profile, epochs: int, method: str | None = None) -> int:
-    """Scale an epoch count by a profile exactly as :meth:`Profile.schedule` scales Table 2's
-    (a profile's ``fixed_epochs`` entry for ``method``, when it has one, wins)."""
-    fixed = getattr(profile, "fixed_epochs", None) or {}
-    if method is not None and method in fixed:
-        return int(fixed[method])
-    return max(profile.min_epochs, int(round(epochs * profile.epoch_fraction)))
 
 
 def step_decay(base_lr: float, epoch: int, milestones: tuple[int, ...], gamma: float = 0.1) -> float:

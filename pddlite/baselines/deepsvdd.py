@@ -53,13 +53,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import batches, canonical_dataset_name
+from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
 from ..gan import EpochTrainer
-from ..nets import LEAKY_SLOPE, channels, conv_stack28, conv_stack64, init_weights
-from ..profiles import Profile
-from ._base import BaselineDetector, scaled_epochs, set_learning_rate, step_decay
+from ..modes import network_mode
+from ..nets import LEAKY_SLOPE, channels, conv_trunk, init_weights, unsupported_shape
+from ..profiles import Profile, table2_dataset
+from ._base import BaselineDetector, set_learning_rate, step_decay
 
 #: (batch, epochs, lr-drop epoch, autoencoder epochs, autoencoder lr-drop epoch, autoencoder weight decay)
 DEEPSVDD_SCHEDULE: dict[str, dict[str, float]] = {
@@ -73,13 +74,11 @@ REP_DIM = {(1, 28, 28): 32, (3, 64, 64): 128}
 def deepsvdd_schedule(profile: Profile, dataset: str, n_images: int | None = None) -> dict[str, Any]:
     """Deep SVDD's schedule for ``dataset`` under ``profile`` (see the module docstring), in the
     profile's optimiser steps per stage over ``n_images`` images where it gives them."""
-    key = canonical_dataset_name(dataset) if dataset != "arrays" else "mnist"
-    key = "mnist" if key == "mnist-5k" else key
-    base = DEEPSVDD_SCHEDULE[key]
+    base = DEEPSVDD_SCHEDULE[table2_dataset(dataset)]
     batch = profile.batch_size or int(base["batch"])
-    epochs = scaled_epochs(profile, int(base["epochs"]), "deepsvdd")
+    epochs = profile.scale_epochs(int(base["epochs"]), "deepsvdd")
     epochs = profile.epochs_for_steps("deepsvdd", epochs, batch, n_images)
-    ae_epochs = scaled_epochs(profile, int(base["ae_epochs"]), "deepsvdd-autoencoder")
+    ae_epochs = profile.scale_epochs(int(base["ae_epochs"]), "deepsvdd-autoencoder")
     ae_epochs = profile.epochs_for_steps("deepsvdd-autoencoder", ae_epochs, batch, n_images)
     return {
         "batch_size": batch,
@@ -107,14 +106,9 @@ class SVDDEncoder(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, rep_dim: int | None = None):
         super().__init__()
-        shape = tuple(image_shape)
-        if shape == (1, 28, 28):
-            self.body, feat = bias_free(conv_stack28(width)), 7 * 7 * channels(64, width)
-        elif shape == (3, 64, 64):
-            self.body, feat = bias_free(conv_stack64(width)), 4 * 4 * channels(512, width)
-        else:
-            raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
-        self.rep_dim = rep_dim or REP_DIM[shape]
+        stack, c_last, side = conv_trunk(image_shape, width)
+        self.body, feat = bias_free(stack), c_last * side * side
+        self.rep_dim = rep_dim or REP_DIM[tuple(image_shape)]
         self.to_rep = nn.Linear(feat, self.rep_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +145,7 @@ class SVDDDecoder(nn.Module):
                 up(c512, c256, 4, 2, 1), up(c256, c128, 4, 2, 1), up(c128, c64, 4, 2, 1),
                 nn.ConvTranspose2d(c64, 3, 4, 2, 1, bias=False), nn.Tanh())
         else:
-            raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+            raise unsupported_shape(shape)
         self.from_rep = nn.Linear(rep_dim, self.c_last * self.side * self.side, bias=False)
 
     def forward(self, rep: torch.Tensor) -> torch.Tensor:
@@ -246,14 +240,12 @@ class SVDDTrainer(_StepLRMixin, EpochTrainer):
 @torch.no_grad()
 def initial_center(encoder: nn.Module, images: torch.Tensor, eps: float = 0.1, chunk: int = 1024) -> torch.Tensor:
     """c = mean phi(x) over the training images (eval mode), with |c_j| < eps moved to +-eps."""
-    was = encoder.training
-    encoder.eval()
     total, n = None, 0
-    for part in images.split(chunk):
-        rep = encoder(part).float()  # float32, like the scores
-        total = rep.sum(dim=0) if total is None else total + rep.sum(dim=0)
-        n += len(part)
-    encoder.train(was)
+    with network_mode(encoder, train=False):
+        for part in images.split(chunk):
+            rep = encoder(part).float()  # float32, like the scores
+            total = rep.sum(dim=0) if total is None else total + rep.sum(dim=0)
+            n += len(part)
     c = total / n
     c[(c.abs() < eps) & (c < 0)] = -eps
     c[(c.abs() < eps) & (c >= 0)] = eps

@@ -57,7 +57,7 @@ from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
 from ..gan import EpochTrainer, adam, bce_fake, bce_real
-from ..nets import Z_DIM, channels, conv_stack28, conv_stack64, init_weights, make_gan
+from ..nets import Z_DIM, conv_trunk, init_weights, make_gan
 from ._base import BaselineDetector
 
 ADVERSARIAL_LOSSES = ("code", "paper")
@@ -68,13 +68,7 @@ class LatentEncoder(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: float = 1.0, nz: int = Z_DIM):
         super().__init__()
-        shape = tuple(image_shape)
-        if shape == (1, 28, 28):
-            self.body, c_last, side = conv_stack28(width), channels(64, width), 7
-        elif shape == (3, 64, 64):
-            self.body, c_last, side = conv_stack64(width), channels(512, width), 4
-        else:
-            raise PDDLiteError(f"no network for images of shape {shape}: use 1x28x28 (Table 3) or 3x64x64 (Table 4)")
+        self.body, c_last, side = conv_trunk(image_shape, width)
         self.to_code = nn.Conv2d(c_last, nz, side, 1, 0, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

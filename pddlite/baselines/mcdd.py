@@ -53,6 +53,7 @@ from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
 from ..gan import EpochTrainer
+from ..modes import network_mode
 from ..nets import conv_stack_for, init_weights
 from ._base import BaselineDetector, set_learning_rate, step_decay
 
@@ -215,10 +216,6 @@ class MCDD(BaselineDetector):
 
     @torch.no_grad()
     def _class_distances(self, images: torch.Tensor):
-        was = self.net_.training
-        self.net_.eval()
-        try:
+        with network_mode(self.net_, train=False):
             x = images.float().to(self.device)
             return torch.cat([self.net_.distances(part).float() for part in x.split(1024)]).cpu()
-        finally:
-            self.net_.train(was)
