@@ -30,14 +30,11 @@ from tqdm.auto import tqdm
 from .data import Task
 from .errors import PDDLiteError
 from .metrics import evaluate
-from .pdd import PDD, SCORINGS
+from .pdd import PDD, SCORINGS, PDDConfig
 
-#: Options that change only the tune-up or the scoring, so a pre-trained model can be reused.
-TUNE_UP_OPTIONS = (
-    "tune_epochs", "tune_batch_size", "lr", "margin_lr", "margin_steps", "beta", "q_intra", "q_inter",
-    "bandwidth", "bandwidth_unit", "adversarial_tuneup", "normalization", "scoring", "augment_prototypes",
-    "recalibrate_bn", "ema_decay",
-)
+#: Options that a copy of a pre-trained model may change: every PDDConfig field that the tune-up
+#: or the scoring reads (its ``stage`` metadata), so that one pre-training serves the ablation.
+TUNE_UP_OPTIONS = PDDConfig.fields_of("both", "tuneup", "scoring")
 
 #: Task-level parameters :func:`sweep` knows besides the options above.
 TASK_PARAMETERS = ("shots", "wrong_labels")
@@ -236,7 +233,7 @@ DEPARTURE_LABELS: dict[tuple[str, ...], str] = {
 }
 
 #: Fields that change only the scoring: a step that changes nothing else rescores the last model.
-SCORING_ONLY = ("scoring", "bandwidth", "bandwidth_unit", "recalibrate_bn")
+SCORING_ONLY = PDDConfig.fields_of("scoring")
 
 
 def _walk() -> tuple[tuple[str, dict[str, Any], dict[str, Any]], ...]:

@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,40 +49,65 @@ BANDWIDTH_UNITS = ("absolute", "intra-median")
 CHECKPOINT_FORMAT = "pddlite-pdd-2"
 
 
+#: what a PDDConfig field's stage means: which part of a run reads it
+STAGES = {
+    "label": "names the run; computes nothing",
+    "pretrain": "the GAN pre-training (and the networks and data both stages use)",
+    "both": "the pre-training and the tune-up",
+    "tuneup": "the tune-up (and the embedding it trains)",
+    "scoring": "Eq. 7 scoring only: no training reads it",
+}
+
+
+def _field(default: Any, stage: str) -> Any:
+    return field(default=default, metadata={"stage": stage})
+
+
 @dataclass(frozen=True)
 class PDDConfig:
     """Every hyper-parameter of a PDD run; a variant (:mod:`pddlite.variants`) is a preset of them.
 
     ``None`` epochs and batch sizes come from the profile (Table 2). Build one with
-    :meth:`for_variant`; the dataclass defaults are the ``pddlite`` variant's.
+    :meth:`for_variant`; the dataclass defaults are the ``pddlite`` variant's. Each field's
+    ``metadata["stage"]`` says which part of a run reads it (:data:`STAGES`): a pre-trained model
+    can be tuned again with any field of the tune-up or the scoring changed
+    (:meth:`fields_of`), and rescored with any scoring field changed.
     """
 
-    variant: str = "pddlite"  # the preset this configuration started from (a label, never a branch)
-    layout: str = "paper"  # generator layout: Table 3 ("paper") or the sample notebook's
-    keep_prototypes: bool = False  # keep the prototypes in the unlabeled set (the sample notebook)
-    width: float = 1.0
-    pretrain_epochs: int | None = None
-    pretrain_batch_size: int | None = None
-    tune_epochs: int | None = None
-    tune_batch_size: int | None = None
-    notebook_tune_batch_size: int | None = None  # the variant's tune-up batch where the profile sets none
-    lr: float = 2e-3  # Sec. 5.1's Adam learning rate, both stages
-    margin: str = "eq56"  # the margin terms: Eqs. 5-6 ("eq56") or the sample notebook's ("reference")
-    margin_lr: float = 2e-4
-    margin_steps: bool = True  # False: the tune-up's adversarial steps alone (the ablation's control)
-    beta: float = 3.0
-    q_intra: float = 0.5
-    q_inter: float = 0.25
-    bandwidth: float = 0.25
-    bandwidth_unit: str = "intra-median"  # "absolute": w = bandwidth; else w = bandwidth x median within-class distance
-    adversarial_tuneup: bool = True
-    normalization: str = "center-l2"
-    scoring: str = "kde"
-    z_std: float = 1.0
-    augment_prototypes: bool = False  # random shifts/rotations of the prototypes at every margin step
-    recalibrate_bn: bool = False  # BatchNorm statistics from real unlabeled images before embedding
-    ema_decay: float | None = None  # score with a moving average of the tune-up's discriminator weights
-    max_train_images: int | None = None
+    variant: str = _field("pddlite", "label")  # the preset this configuration started from (a label, never a branch)
+    layout: str = _field("paper", "pretrain")  # generator layout: Table 3 ("paper") or the sample notebook's
+    keep_prototypes: bool = _field(False, "pretrain")  # keep the prototypes in the unlabeled set (the sample notebook)
+    width: float = _field(1.0, "pretrain")
+    pretrain_epochs: int | None = _field(None, "pretrain")
+    pretrain_batch_size: int | None = _field(None, "pretrain")
+    tune_epochs: int | None = _field(None, "tuneup")
+    tune_batch_size: int | None = _field(None, "tuneup")
+    notebook_tune_batch_size: int | None = _field(None, "tuneup")  # the variant's tune-up batch where the profile sets none
+    lr: float = _field(2e-3, "both")  # Sec. 5.1's Adam learning rate, both stages
+    margin: str = _field("eq56", "tuneup")  # the margin terms: Eqs. 5-6 ("eq56") or the sample notebook's ("reference")
+    margin_lr: float = _field(2e-4, "tuneup")
+    margin_steps: bool = _field(True, "tuneup")  # False: the tune-up's adversarial steps alone (the ablation's control)
+    beta: float = _field(3.0, "tuneup")
+    q_intra: float = _field(0.5, "tuneup")
+    q_inter: float = _field(0.25, "tuneup")
+    bandwidth: float = _field(0.25, "scoring")
+    bandwidth_unit: str = _field("intra-median", "scoring")  # "absolute": w = bandwidth; else w = bandwidth x median within-class distance
+    adversarial_tuneup: bool = _field(True, "tuneup")
+    normalization: str = _field("center-l2", "tuneup")
+    scoring: str = _field("kde", "scoring")
+    z_std: float = _field(1.0, "both")  # the noise of both stages' generator steps
+    augment_prototypes: bool = _field(False, "tuneup")  # random shifts/rotations of the prototypes at every margin step
+    recalibrate_bn: bool = _field(False, "scoring")  # BatchNorm statistics from real unlabeled images before embedding
+    ema_decay: float | None = _field(None, "tuneup")  # score with a moving average of the tune-up's discriminator weights
+    max_train_images: int | None = _field(None, "pretrain")
+
+    @classmethod
+    def fields_of(cls, *stages: str) -> tuple[str, ...]:
+        """The names of the fields whose stage is one of ``stages`` (:data:`STAGES`), in field order."""
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise PDDLiteError(f"unknown stage(s) {', '.join(sorted(unknown))}; choose from: {', '.join(STAGES)}")
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["stage"] in stages)
 
     @classmethod
     def for_variant(cls, variant: str = "pddlite", profile: Any = None, **overrides: Any) -> "PDDConfig":

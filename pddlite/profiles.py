@@ -39,9 +39,9 @@ def table2_dataset(dataset: str) -> str:
     return "mnist" if key == "mnist-5k" else key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Profile:
-    """How a run is sized. ``epoch_fraction`` scales Table 2's epochs (at least ``min_epochs``)."""
+    """How a run is sized, built by keyword. ``epoch_fraction`` scales Table 2's epochs (at least ``min_epochs``)."""
 
     name: str
     width: float
@@ -105,18 +105,22 @@ QUICK_STEPS: dict[str, int] = {
 COLAB_STEPS: dict[str, int] = {k: 2 * v for k, v in QUICK_STEPS.items()}
 
 PROFILES: dict[str, Profile] = {
-    "paper": Profile("paper", 1.0, 1.0, 1, None, None,
-                     "Table 2 batch sizes and epochs, full-width Table 3/4 networks (a GPU run)"),
-    "quick": Profile("quick", 0.5, 0.25, 2, 10_000, None,
-                     "half-width networks, PDD 8 pre-training epochs + 150 tune-up steps, baselines by "
-                     "QUICK_STEPS optimiser steps, <= 10,000 training images (CPU, minutes)",
-                     {"pdd-pretrain": 8, "pdd-tuneup": 3}, QUICK_STEPS),
-    "colab": Profile("colab", 1.0, 0.25, 2, 20_000, None,
-                     "Table 3/4 networks at full width, PDD 8 epochs + 300 tune-up steps, baselines by optimiser steps, "
-                     "<= 20,000 training images (one task in a few minutes on a Colab T4)",
-                     {"pdd-pretrain": 8, "pdd-tuneup": 3}, COLAB_STEPS),
-    "smoke": Profile("smoke", 0.125, 0.0, 1, 512, 64,
-                     "tiny networks, one epoch on 512 images (seconds; for CI)"),
+    "paper": Profile(
+        name="paper", width=1.0, epoch_fraction=1.0, min_epochs=1, max_train_images=None, batch_size=None,
+        description="Table 2 batch sizes and epochs, full-width Table 3/4 networks (a GPU run)"),
+    "quick": Profile(
+        name="quick", width=0.5, epoch_fraction=0.25, min_epochs=2, max_train_images=10_000, batch_size=None,
+        description="half-width networks, PDD 8 pre-training epochs + 150 tune-up steps, baselines by "
+                    "QUICK_STEPS optimiser steps, <= 10,000 training images (CPU, minutes)",
+        fixed_epochs={"pdd-pretrain": 8, "pdd-tuneup": 3}, steps=QUICK_STEPS),
+    "colab": Profile(
+        name="colab", width=1.0, epoch_fraction=0.25, min_epochs=2, max_train_images=20_000, batch_size=None,
+        description="Table 3/4 networks at full width, PDD 8 epochs + 300 tune-up steps, baselines by optimiser "
+                    "steps, <= 20,000 training images (one task in a few minutes on a Colab T4)",
+        fixed_epochs={"pdd-pretrain": 8, "pdd-tuneup": 3}, steps=COLAB_STEPS),
+    "smoke": Profile(
+        name="smoke", width=0.125, epoch_fraction=0.0, min_epochs=1, max_train_images=512, batch_size=64,
+        description="tiny networks, one epoch on 512 images (seconds; for CI)"),
 }
 
 

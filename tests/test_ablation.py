@@ -205,7 +205,7 @@ def test_variant_steps_walk_from_pddlite_through_the_paper_one_change_at_a_time(
 def test_variant_steps_runs_and_rescoring_step(monkeypatch):
     from pddlite import profiles
 
-    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile("tiny", 0.125, 0.0, 1, 96, 48, "test"))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile(name="tiny", width=0.125, epoch_fraction=0.0, min_epochs=1, max_train_images=96, batch_size=48, description="test"))
     rows = ablation.variant_steps(profile="tiny", device="cpu", steps=[0], progress=False)
     assert [r["step"] for r in rows] == [0]
     assert 0.0 <= rows[0]["auroc"] <= 1.0 and 0.0 <= rows[0]["auprc"] <= 1.0
@@ -216,7 +216,7 @@ def test_variant_steps_runs_and_rescoring_step(monkeypatch):
 def test_variant_steps_rescores_when_only_the_scoring_changes(monkeypatch):
     from pddlite import profiles
 
-    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile("tiny", 0.125, 0.0, 1, 96, 48, "test"))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile(name="tiny", width=0.125, epoch_fraction=0.0, min_epochs=1, max_train_images=96, batch_size=48, description="test"))
     calls = []
 
     def fake_rescore(model, task, bandwidth=None, scoring="kde", **options):

@@ -10,7 +10,7 @@ import torch
 
 from pddlite import PDD, PDDLiteError, auroc, make_task
 from pddlite.gan import GANTrainer
-from pddlite.pdd import read_checkpoint
+from pddlite.pdd import PDDConfig, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +280,20 @@ def test_quick_sizes_the_tune_up_by_optimiser_steps_and_keeps_eight_pretraining_
     assert PDD(profile="quick", device="cpu", tune_epochs=2).schedule("mnist-5k", 2736)["tune_epochs"] == 2
     # the paper profile is Table 2 as written
     assert PDD(profile="paper", device="cpu").schedule("mnist", 2736)["tune_epochs"] == 40
+
+
+def test_every_config_field_says_which_stage_reads_it():
+    import dataclasses
+
+    from pddlite import ablation
+    from pddlite.pdd import STAGES
+
+    fields = dataclasses.fields(PDDConfig)
+    assert all(f.metadata.get("stage") in STAGES for f in fields)
+    assert set().union(*(PDDConfig.fields_of(s) for s in STAGES)) == {f.name for f in fields}
+    # what a copy of a pre-trained model may change never includes what the pre-training alone reads
+    assert not set(ablation.TUNE_UP_OPTIONS) & set(PDDConfig.fields_of("pretrain"))
+    assert {"beta", "margin_lr", "lr"} <= set(ablation.TUNE_UP_OPTIONS)
+    assert set(ablation.SCORING_ONLY) == {"scoring", "bandwidth", "bandwidth_unit", "recalibrate_bn"}
+    with pytest.raises(PDDLiteError, match="unknown stage"):
+        PDDConfig.fields_of("training")
