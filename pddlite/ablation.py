@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from .data import Task
 from .errors import PDDLiteError
 from .metrics import evaluate
-from .pdd import PDD, SCORINGS, PDDConfig
+from .pdd import PDD, PDDConfig, Stage
+from .scoring import SCORINGS
 
 #: Options that a copy of a pre-trained model may change: every PDDConfig field that the tune-up
 #: or the scoring reads (its ``stage`` metadata), so that one pre-training serves the ablation.
@@ -102,10 +103,10 @@ def tune_up_from(
     epoch and a later call with the same path and options loads (or resumes) it instead of
     training again: load-or-train for each point of a sweep.
     """
-    if getattr(pretrained, "stage_", None) != "pretrained":
+    if getattr(pretrained, "stage_", None) is not Stage.PRETRAINED:
         raise PDDLiteError(
             "tune_up_from needs a model right after pretrain(task) (stage 'pretrained'), "
-            f"got stage {getattr(pretrained, 'stage_', None)!r}"
+            f"got stage '{getattr(pretrained, 'stage_', None)}'"
         )
     unknown = set(options) - set(TUNE_UP_OPTIONS)
     if unknown:
@@ -179,7 +180,7 @@ def sweep(
     rows: list[dict[str, Any]] = []
     bandwidth = options.get("bandwidth", pretrained.config.bandwidth)
     if param == "bandwidth":
-        if base is not None and not options and base.config == pretrained.config and base.stage_ == "done":
+        if base is not None and not options and base.config == pretrained.config and base.stage_ is Stage.DONE:
             tuned = base
         else:
             ckpt = None if folder is None else folder / _ckpt_name("bandwidth-base", "", options)
@@ -199,7 +200,7 @@ def sweep(
                 opts[param] = value
             unchanged_task = (param not in TASK_PARAMETERS or (param == "shots" and int(value) == task.shots)
                               or (param == "wrong_labels" and float(value) == 0.0))
-            if (base is not None and unchanged_task and base.stage_ == "done"
+            if (base is not None and unchanged_task and base.stage_ is Stage.DONE
                     and base.config == dataclasses.replace(pretrained.config, **opts)):
                 model = base
             else:

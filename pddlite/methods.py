@@ -15,7 +15,7 @@ from .baselines import EGBAD, MCDD, DeepSVDD, GANomaly, PixelCentroid, PixelKNN
 from .baselines._base import make_runner
 from .baselines.pixel import make_pixel_runner
 from .metrics import evaluate
-from .pdd import PDD
+from .pdd import PDD, Stage
 from .variants import DEFAULT_VARIANT
 
 
@@ -34,7 +34,7 @@ def run_pdd(task, profile, seed, device, progress=True, precision="auto", determ
                 deterministic=deterministic, **options)
     model.pretrain(task)
     # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
-    pretrained = model if model.stage_ == "pretrained" else model.pretrained_model(task)
+    pretrained = model if model.stage_ is Stage.PRETRAINED else model.pretrained_model(task)
     row: dict[str, Any] = {"variant": variant}
     before = evaluate(task.test_is_anomaly, pretrained.decision_function(task.test_images))
     row.update(pretrain_auroc=before["auroc"], pretrain_auprc=before["auprc"])

@@ -24,6 +24,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,10 @@ from .errors import PDDLiteError
 from .gan import GANTrainer
 from .nets import init_weights, make_gan
 from .profiles import get_profile
-from .scoring import PrototypeKDE, UMAPKDE, median_intra_class_distance
+from .scoring import SCORINGS, make_scorer
 from .tuneup import TuneUpTrainer
 from .variants import DEFAULT_VARIANT, variant_options
 
-SCORINGS = ("kde", "umap", "umap-inductive")
 MARGINS = ("eq56", "reference")
 LAYOUTS = ("paper", "reference")
 BANDWIDTH_UNITS = ("absolute", "intra-median")
@@ -61,6 +61,27 @@ STAGES = {
 
 def _field(default: Any, stage: str) -> Any:
     return field(default=default, metadata={"stage": stage})
+
+
+class Stage(str, Enum):
+    """Where a PDD model is. Checkpoints store the value; ``str`` so that it reads and compares as one.
+
+    NEW -> PRETRAINING -> PRETRAINED -> TUNING -> DONE, each move made by :meth:`PDD._advance`.
+    """
+
+    NEW = "new"
+    PRETRAINING = "pretrain"
+    PRETRAINED = "pretrained"
+    TUNING = "tuneup"
+    DONE = "done"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The tune-up's random stream is the seed plus this offset: apart from the pre-training's, so that
+#: a tune-up resumed from a pre-trained checkpoint draws the same batches and noise as one run whole.
+TUNEUP_SEED_OFFSET = 7919
 
 
 @dataclass(frozen=True)
@@ -206,8 +227,9 @@ class PDD:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.pretrain_cache = Path(pretrain_cache) if pretrain_cache is not None else None
         self.progress = progress
-        self.stage_ = "new"
+        self.stage_ = Stage.NEW
         self.history_: dict[str, list[dict[str, float]]] = {"pretrain": [], "tuneup": []}
+        self._expect_checkpoint(self.checkpoint)
 
     # ------------------------------------------------------------------ schedule
     def schedule(self, dataset: str, n_images: int | None = None) -> dict[str, int]:
@@ -255,16 +277,21 @@ class PDD:
 
     def fit(self, task: Task) -> "PDD":
         """Pre-train, tune up and fit the scorer on ``task``'s unlabeled images and prototypes."""
-        self.pretrain(task)
+        self._pretrain(task)
         return self.tune_up(task)
 
     def pretrain(self, task: Task) -> "PDD":
-        """Unsupervised GAN pre-training on the unlabeled normal images (Table 2 schedule)."""
+        """Unsupervised GAN pre-training on the unlabeled normal images (Table 2 schedule), then the
+        scorer, so that the pre-trained model can be scored (the baseline of Figs. 9-11)."""
+        self._pretrain(task)
+        return self.fit_scorer(task)
+
+    def _pretrain(self, task: Task) -> None:
         task = self._prepare(task)
         self._resume()
         sched = self.schedule(task.dataset, len(task.train_images))
         cached = None
-        if self.pretrain_cache is not None and self.stage_ == "new":
+        if self.pretrain_cache is not None and self.stage_ is Stage.NEW:
             cached = self.pretrain_cache / f"pretrained-{self._pretraining_key(task, sched)}.pt"
             if cached.exists():
                 state = read_checkpoint(cached)
@@ -272,25 +299,20 @@ class PDD:
                 self.discriminator_.load_state_dict(state["discriminator"])
                 self.history_["pretrain"] = list(state["history"]["pretrain"])
                 self.pretrained_discriminator_state_ = _clone_state(self.discriminator_)
-                self.stage_ = "pretrained"
-                self._save("pretrained", None)
-        if self.stage_ in ("new", "pretrain"):
+                self._advance(Stage.PRETRAINED)
+        if self.stage_ in (Stage.NEW, Stage.PRETRAINING):
             trainer = GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
                                  device=self.device, seed=self.seed, precision=self.precision)
-            if self.stage_ == "pretrain" and self._resume_state is not None:
+            if self.stage_ is Stage.PRETRAINING and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
-            self.stage_ = "pretrain"
+            self._advance(Stage.PRETRAINING)
             trainer.fit(task.train_images, sched["pretrain_epochs"], sched["pretrain_batch_size"],
-                        self.progress, "GAN pre-training", on_epoch_end=lambda t: self._save("pretrain", t))
+                        self.progress, "GAN pre-training", on_epoch_end=lambda t: self._save(Stage.PRETRAINING, t))
             self.history_["pretrain"] = trainer.history
             self.pretrained_discriminator_state_ = _clone_state(self.discriminator_)
-            self.stage_ = "pretrained"
-            self._resume_state = None
-            self._save("pretrained", None)
+            self._advance(Stage.PRETRAINED)
             if cached is not None:
                 _atomic_save(self._state("pretrained", None), cached)
-        self.fit_scorer(task)
-        return self
 
     def _pretraining_key(self, task: Task, sched: dict[str, int]) -> str:
         """A digest of everything pre-training depends on: its options, the seed and the unlabeled images."""
@@ -308,11 +330,11 @@ class PDD:
         """The margin tune-up on the prototypes (Eqs. 5-6), then the scorer (Eq. 7)."""
         task = self._prepare(task)
         self._resume()
-        if self.stage_ in ("new", "pretrain"):
+        if self.stage_ in (Stage.NEW, Stage.PRETRAINING):
             raise PDDLiteError("pre-train first: call pretrain(task) (or fit(task)) before tune_up(task)")
         sched = self.schedule(task.dataset, len(task.train_images))
         self.schedule_ = sched
-        if self.stage_ in ("pretrained", "tuneup"):
+        if self.stage_ in (Stage.PRETRAINED, Stage.TUNING):
             c = self.config
             trainer = TuneUpTrainer(
                 self.generator_, self.discriminator_, task.prototype_images, task.prototype_labels,
@@ -320,20 +342,18 @@ class PDD:
                 q_intra=c.q_intra, q_inter=c.q_inter, adversarial=c.adversarial_tuneup,
                 normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
                 ema_decay=c.ema_decay, device=self.device,
-                seed=self.seed + 7919,  # a stream apart from pre-training's
+                seed=self.seed + TUNEUP_SEED_OFFSET,
                 precision=self.precision,
             )
-            if self.stage_ == "tuneup" and self._resume_state is not None:
+            if self.stage_ is Stage.TUNING and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
-            self.stage_ = "tuneup"
+            self._advance(Stage.TUNING)
             trainer.fit(task.train_images, sched["tune_epochs"], sched["tune_batch_size"],
-                        self.progress, "PDD tune-up", on_epoch_end=lambda t: self._save("tuneup", t))
+                        self.progress, "PDD tune-up", on_epoch_end=lambda t: self._save(Stage.TUNING, t))
             self.history_["tuneup"] = trainer.history
             if trainer.ema is not None:  # the tuned model is the average of the tune-up's weights
                 self.discriminator_.load_state_dict(trainer.ema.average.state_dict())
-            self.stage_ = "done"
-            self._resume_state = None
-            self._save("done", None)
+            self._advance(Stage.DONE)
         self.fit_scorer(task)
         return self
 
@@ -355,7 +375,7 @@ class PDD:
         if progress is not None:
             model.progress = progress
         model.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        model._resumed, model._resume_state = model.checkpoint is None, None
+        model._expect_checkpoint(model.checkpoint)
         return model
 
     def pretrained_model(self, task: Task) -> "PDD":
@@ -367,7 +387,7 @@ class PDD:
             raise PDDLiteError("this model has no pre-trained state yet: call pretrain(task) first")
         model = self.copy_with()
         model.discriminator_.load_state_dict(self.pretrained_discriminator_state_)
-        model.stage_ = "pretrained"
+        model.stage_ = Stage.PRETRAINED
         model.fit_scorer(model._prepare(task))
         return model
 
@@ -400,20 +420,13 @@ class PDD:
         self.center_ = prototype_center(self._embedder(), task.prototype_images)
         self.prototype_embeddings_ = self.embed(task.prototype_images)
         self.prototype_labels_ = task.prototype_labels.to(self.device)
-        if self.config.scoring == "kde":
-            w = self.config.bandwidth
-            if self.config.bandwidth_unit == "intra-median":
-                w *= median_intra_class_distance(self.prototype_embeddings_, self.prototype_labels_)
-            self.scorer_ = PrototypeKDE(w).fit(self.prototype_embeddings_, self.prototype_labels_)
-        else:
-            transductive = self.config.scoring == "umap"
-            z_train = None if transductive else self.embed(task.train_images)
-            self.scorer_ = UMAPKDE(self.config.bandwidth, transductive=transductive, random_state=self.seed).fit(
-                self.prototype_embeddings_, self.prototype_labels_, z_train)
+        c = self.config
+        self.scorer_ = make_scorer(c.scoring, c.bandwidth, c.bandwidth_unit, self.prototype_embeddings_,
+                                   self.prototype_labels_, lambda: self.embed(task.train_images), self.seed)
         return self
 
     def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Anomaly scores, higher = more anomalous (Eq. 7, as the rank-exact :meth:`PrototypeKDE.rank_score`).
+        """Anomaly scores, higher = more anomalous: the scorer's rank-exact ``rank_score`` (Eq. 7 for ``"kde"``).
 
         With ``scoring="umap"`` (transductive) the scores of a batch depend on the whole batch.
         """
@@ -421,13 +434,10 @@ class PDD:
         if getattr(self, "scorer_", None) is None:
             raise PDDLiteError("this model has no scorer yet (it was loaded without its task): call "
                                "model.fit_scorer(task), or load it with PDD.load(path, task=task)")
-        z = self.embed(images)
-        if isinstance(self.scorer_, PrototypeKDE):
-            return self.scorer_.rank_score(z).cpu().numpy()
-        return self.scorer_.score(z)
+        return self.scorer_.rank_score(self.embed(images)).cpu().numpy()
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "discriminator_") or self.stage_ in ("new", "pretrain"):
+        if not hasattr(self, "discriminator_") or self.stage_ in (Stage.NEW, Stage.PRETRAINING):
             raise PDDLiteError("this PDD model is not fitted yet: call fit(task) first")
 
     # ------------------------------------------------------------------ checkpoints
@@ -439,7 +449,8 @@ class PDD:
             "dataset": self.dataset_,
             "task": getattr(self, "task_identity_", None),
             "seed": self.seed,
-            "stage": stage,
+            "stage": str(stage),
+            "profile": self.profile.name,
             "history": self.history_,
             "generator": self.generator_.state_dict(),
             "discriminator": self.discriminator_.state_dict(),
@@ -451,7 +462,20 @@ class PDD:
             state["history"] = {**self.history_, stage: trainer.history}
         return state
 
-    def _save(self, stage: str, trainer: Any) -> None:
+    def _advance(self, stage: Stage) -> None:
+        """The one place a model moves to another stage: the move, then the checkpoint says so.
+
+        A finished stage (PRETRAINED, DONE) has no trainer state left to resume from."""
+        self.stage_ = stage
+        if stage in (Stage.PRETRAINED, Stage.DONE):
+            self._resume_state = None
+        self._save(stage, None)
+
+    def _expect_checkpoint(self, checkpoint: Path | None) -> None:
+        """Read ``checkpoint`` (when there is one) at the next stage: :meth:`_resume`."""
+        self._resume_pending, self._resume_state = checkpoint is not None, None
+
+    def _save(self, stage: Stage, trainer: Any) -> None:
         if self.checkpoint is not None:
             _atomic_save(self._state(stage, trainer), self.checkpoint)
 
@@ -462,10 +486,10 @@ class PDD:
 
     def _resume(self) -> None:
         """Load ``self.checkpoint`` once, if it exists, to resume or skip finished stages."""
-        if getattr(self, "_resumed", False):
+        if not self._resume_pending:
             return
-        self._resumed, self._resume_state = True, None
-        if self.checkpoint is None or not self.checkpoint.exists():
+        self._resume_pending = False
+        if not self.checkpoint.exists():
             return
         state = read_checkpoint(self.checkpoint)
         self._restore(state, self.checkpoint)
@@ -493,7 +517,7 @@ class PDD:
         if "pretrained_discriminator" in state:
             self.pretrained_discriminator_state_ = state["pretrained_discriminator"]
         self.history_ = {k: list(v) for k, v in state["history"].items()}
-        self.stage_ = state["stage"]
+        self.stage_ = Stage(state["stage"])
 
     @classmethod
     def load(cls, path: str | os.PathLike, task: Task | None = None, device: str = "auto",
@@ -504,22 +528,17 @@ class PDD:
         stored in the file, so the same task is needed to score as when training).
         """
         state = read_checkpoint(Path(path))
-        config = {k: v for k, v in state["config"].items()}
-        model = cls.__new__(cls)
-        model.profile = get_profile("paper")
-        model.config = PDDConfig(**config)
-        model.device = resolve_device(device)
-        model.precision = choose_precision(model.device, "auto")
-        model.deterministic = False
-        model.seed = int(state["seed"])
-        model.checkpoint, model.progress, model.pretrain_cache = None, progress, None
-        model._resumed, model._resume_state = True, None
+        # files written before the profile was stored were scored as trained; their profile only
+        # sizes further training, and "paper" (Table 2 itself) is the one that assumes nothing
+        model = cls(profile=state.get("profile", "paper"), variant=state["config"]["variant"], device=device,
+                    seed=int(state["seed"]), progress=progress)
+        model.config = PDDConfig(**state["config"])
+        model.config.validate()
         arch = state["architecture"]
         g, d = make_gan(tuple(arch["image_shape"]), arch["width"], arch["layout"])
         model.generator_, model.discriminator_ = g.to(model.device), d.to(model.device)
         model.image_shape_ = tuple(arch["image_shape"])
         model.dataset_ = state["dataset"]
-        model.history_ = {"pretrain": [], "tuneup": []}
         model._restore(state)
         model.task_identity_ = state.get("task")
         if task is not None:

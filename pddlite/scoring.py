@@ -15,6 +15,11 @@ ratios overflow, while their logarithms are ordinary numbers.
 
 :class:`UMAPKDE` is the sample notebook's scoring: UMAP to 3-D, a scikit-learn KDE per class,
 and per-class scaling by the max and 0.9-quantile of the scored log-densities.
+
+Both follow one protocol (:class:`Scorer`): ``fit(z_proto, y_proto, z_train=None)``, then
+``score(z)`` and ``rank_score(z)`` as float64 tensors, higher = more anomalous; ``rank_score``
+orders points exactly as ``score`` does, without its saturation. :func:`make_scorer` builds and
+fits the one a PDD configuration names; the estimator and the ablations both use it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -41,6 +46,20 @@ def _as_float64(z: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     if not bool(torch.isfinite(t).all()):
         raise PDDLiteError(f"{name} contains NaN or inf: the embedding network has diverged")
     return t
+
+
+#: the scorings a PDD configuration can name (``PDDConfig.scoring``)
+SCORINGS = ("kde", "umap", "umap-inductive")
+
+
+class Scorer(Protocol):
+    """What the estimator needs of a scorer: fitted on embedded prototypes, it scores embeddings."""
+
+    def fit(self, z_proto, y_proto, z_train=None) -> "Scorer": ...
+
+    def score(self, z) -> torch.Tensor: ...
+
+    def rank_score(self, z) -> torch.Tensor: ...
 
 
 class PrototypeKDE:
@@ -64,8 +83,12 @@ class PrototypeKDE:
         self.chunk_size = int(chunk_size)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, z_proto: np.ndarray | torch.Tensor, y_proto: np.ndarray | torch.Tensor) -> "PrototypeKDE":
-        """Store the embedded prototypes and compute D_max^(n), D_min^(n) (in log space)."""
+    def fit(self, z_proto: np.ndarray | torch.Tensor, y_proto: np.ndarray | torch.Tensor,
+            z_train: np.ndarray | torch.Tensor | None = None) -> "PrototypeKDE":
+        """Store the embedded prototypes and compute D_max^(n), D_min^(n) (in log space).
+
+        Eq. 7 reads the prototypes alone: ``z_train`` is accepted for the :class:`Scorer`
+        protocol and not used."""
         z = _as_float64(z_proto, "prototype embeddings")
         y = torch.as_tensor(np.asarray(y_proto.cpu() if isinstance(y_proto, torch.Tensor) else y_proto))
         y = y.to(torch.int64).flatten().to(z.device)
@@ -286,8 +309,8 @@ class UMAPKDE:
         spread = self.top_ - np.quantile(ref, self.quantile, axis=0)
         self.spread_ = np.where(spread > 0, spread, 1.0)
 
-    def scaled_density(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
-        """The per-class scaled log-densities (columns in sorted class order)."""
+    def scaled_density(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The per-class scaled log-densities (columns in sorted class order), float64."""
         if not hasattr(self, "prototypes_"):
             raise PDDLiteError("this UMAPKDE is not fitted yet: call fit first")
         zt = _as_float64(z, "embeddings").cpu().numpy()
@@ -300,11 +323,43 @@ class UMAPKDE:
         else:
             with quiet_umap():
                 s = self._log_densities(self.umap_.transform(zt))
-        return (s - self.top_) / self.spread_
+        return torch.from_numpy((s - self.top_) / self.spread_)
 
-    def score(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Minus the largest scaled log-density: higher = more anomalous."""
-        return -self.scaled_density(z).max(axis=1)
+    def score(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Minus the largest scaled log-density, float64: higher = more anomalous."""
+        return -self.scaled_density(z).max(dim=1).values
+
+    def rank_score(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The same as :meth:`score`, which does not saturate (the :class:`Scorer` protocol)."""
+        return self.score(z)
+
+
+def make_scorer(
+    scoring: str,
+    bandwidth: float,
+    bandwidth_unit: str,
+    z_proto: torch.Tensor,
+    y_proto: torch.Tensor,
+    train_embeddings: Callable[[], torch.Tensor] | None = None,
+    random_state: int = 0,
+) -> "PrototypeKDE | UMAPKDE":
+    """The fitted scorer that ``scoring`` names (:data:`SCORINGS`), as a PDD configuration states it.
+
+    ``"kde"`` is Eq. 7 with kernel width ``bandwidth``, or ``bandwidth`` times the prototypes'
+    median within-class distance with ``bandwidth_unit="intra-median"``; ``"umap"`` the sample
+    notebook's transductive UMAP-KDE; ``"umap-inductive"`` the same with UMAP fitted on the
+    training embeddings, which ``train_embeddings()`` returns (called only for that scoring).
+    """
+    if scoring not in SCORINGS:
+        raise PDDLiteError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORINGS)}")
+    if scoring == "kde":
+        w = bandwidth * (median_intra_class_distance(z_proto, y_proto) if bandwidth_unit == "intra-median" else 1.0)
+        return PrototypeKDE(w).fit(z_proto, y_proto)
+    if scoring == "umap":
+        return UMAPKDE(bandwidth, transductive=True, random_state=random_state).fit(z_proto, y_proto)
+    if train_embeddings is None:
+        raise PDDLiteError("the inductive UMAP scoring needs the training embeddings (train_embeddings)")
+    return UMAPKDE(bandwidth, transductive=False, random_state=random_state).fit(z_proto, y_proto, train_embeddings())
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import torch
 
 from pddlite import PDD, PDDLiteError, auroc, make_task
 from pddlite.gan import GANTrainer
-from pddlite.pdd import PDDConfig, read_checkpoint
+from pddlite.pdd import PDDConfig, Stage, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,8 @@ def test_save_load_round_trip(task, fitted, tmp_path):
     loaded = PDD.load(path, task=task, device="cpu")
     np.testing.assert_array_equal(fitted.decision_function(task.test_images), loaded.decision_function(task.test_images))
     assert loaded.config == fitted.config
+    assert loaded.profile.name == "smoke" and loaded.stage_ is Stage.DONE and loaded.seed == 3
+    assert loaded.schedule("mnist") == fitted.schedule("mnist")  # further training is sized as it was
     bare = PDD.load(path, device="cpu")  # the prototypes are not in the file: scoring needs the task
     with pytest.raises(PDDLiteError, match=r"loaded without its task\): call model.fit_scorer\(task\)"):
         bare.decision_function(task.test_images)

@@ -13,7 +13,7 @@ import torch
 from sklearn.neighbors import KernelDensity
 
 from pddlite.errors import PDDLiteError
-from pddlite.scoring import UMAPKDE, PrototypeKDE
+from pddlite.scoring import UMAPKDE, PrototypeKDE, make_scorer, median_intra_class_distance
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -263,11 +263,12 @@ def umap_run():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trans = UMAPKDE(bandwidth=1.0, transductive=True).fit(z_proto, y_proto)
-        out["trans_scaled"] = trans.scaled_density(z_test)
-        out["trans_score"] = trans.score(z_test)
+        out["trans_scaled"] = trans.scaled_density(z_test).numpy()
+        out["trans_score"] = trans.score(z_test).numpy()
+        out["trans_rank"] = trans.rank_score(z_test).numpy()
         ind = UMAPKDE(bandwidth=1.0, transductive=False).fit(z_proto, y_proto, z_train)
         out["ind_scaling_after_fit"] = (ind.top_.copy(), ind.spread_.copy())
-        out["ind_score"] = ind.score(z_test)
+        out["ind_score"] = ind.score(z_test).numpy()
         out["ind_scaling_after_score"] = (ind.top_.copy(), ind.spread_.copy())
     return out
 
@@ -291,6 +292,7 @@ def test_umap_kde_transductive_scaling_uses_the_scored_set(umap_run):
 
 def test_umap_kde_transductive_score_is_minus_the_largest_scaled_density(umap_run):
     np.testing.assert_allclose(umap_run["trans_score"], -umap_run["trans_scaled"].max(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(umap_run["trans_rank"], umap_run["trans_score"])  # no saturation to avoid
 
 
 def test_umap_kde_inductive_scaling_is_fitted_on_training_embeddings(umap_run):
@@ -365,3 +367,25 @@ def test_median_intra_class_distance_by_hand():
         median_intra_class_distance(z[[0, 3]], y[[0, 3]])
     with pytest.raises(PDDLiteError, match="coincide"):
         median_intra_class_distance(torch.zeros(4, 2), torch.tensor([0, 0, 1, 1]))
+
+
+# --------------------------------------------------------------------------- the factory
+
+
+def test_make_scorer_builds_the_scorer_a_configuration_names():
+    z, y = make_prototypes(0)
+    z, y = torch.as_tensor(z), torch.as_tensor(y)
+    t = z + 0.01
+    w = 0.25 * median_intra_class_distance(z, y)
+    np.testing.assert_array_equal(make_scorer("kde", 0.25, "intra-median", z, y).rank_score(t).numpy(),
+                                  PrototypeKDE(w).fit(z, y).rank_score(t).numpy())
+    np.testing.assert_array_equal(make_scorer("kde", 0.7, "absolute", z, y).rank_score(t).numpy(),
+                                  PrototypeKDE(0.7).fit(z, y).rank_score(t).numpy())
+    assert make_scorer("umap", 10.0, "absolute", z, y).transductive  # fitting stores; UMAP runs at scoring
+    asked = []
+    make_scorer("kde", 0.25, "intra-median", z, y, train_embeddings=lambda: asked.append(1))
+    assert not asked  # the training embeddings are computed only for the inductive UMAP
+    with pytest.raises(PDDLiteError, match="unknown scoring"):
+        make_scorer("svm", 1.0, "absolute", z, y)
+    with pytest.raises(PDDLiteError, match="training embeddings"):
+        make_scorer("umap-inductive", 1.0, "absolute", z, y)
