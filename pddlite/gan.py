@@ -1,27 +1,22 @@
 """Adversarial training: the GAN pre-training of PDD and the BiGAN of Sec. 3 (and EGBAD).
 
-Both trainers keep the images on the device and draw shuffled index batches from a seeded CPU
-generator (:func:`pddlite.data.batches`), use Adam with the DCGAN betas (0.5, 0.999) and the
-non-saturating binary cross-entropy loss, run in the device's mixed precision
-(:func:`pddlite.device.choose_precision`: bfloat16, or float16 with loss scaling), and can save and
-restore their whole state (networks, optimisers, epoch, random state) between epochs, so a long
-run interrupted by a Colab time-out resumes where it stopped.
+Both trainers run the loop of :class:`pddlite.trainer.EpochTrainer` (seeded index batches, mixed
+precision, resumable state) and add the generator's noise; they use Adam with the DCGAN betas
+(0.5, 0.999) and the non-saturating binary cross-entropy loss.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .data import batches
-from .device import Precision, choose_precision
+from .device import Precision
 from .modes import network_mode
 from .nets import Z_DIM
+from .trainer import EpochTrainer
 
 
 def bce_real(logits: torch.Tensor) -> torch.Tensor:
@@ -39,107 +34,27 @@ def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.
     return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
-class EpochTrainer:
-    """Shared bookkeeping: epoch counter, loss history, data and noise generators, state."""
+class AdversarialTrainer(EpochTrainer):
+    """An :class:`~pddlite.trainer.EpochTrainer` that draws generator noise from its own seeded stream."""
 
-    modules: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
-
-    def __init__(self, device: torch.device, seed: int, z_std: float, precision: str | Precision = "auto"):
-        self.device = device
-        self.seed = int(seed)
-        self.precision = choose_precision(device, precision)
-        self.scaler = self.precision.grad_scaler()
+    def __init__(self, device: torch.device | str, seed: int, z_std: float, precision: str | Precision = "auto"):
+        super().__init__(device, seed, precision)
         self.z_std = float(z_std)
-        self.epoch = 0
-        self.history: list[dict[str, float]] = []
-        self.data_generator = torch.Generator().manual_seed(seed)
-        self.noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
-
-    def autocast(self):
-        """The forward passes' mixed precision (a no-op in float32)."""
-        return self.precision.autocast()
-
-    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """One optimiser step on ``loss``: zero the gradients, back-propagate, step. In float16 the
-        loss is scaled and the step skipped when a gradient overflowed (GradScaler); otherwise this
-        is exactly ``loss.backward(); optimizer.step()``."""
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        self.scaler.update()
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
 
     def noise(self, n: int) -> torch.Tensor:
         """z ~ N(0, z_std^2 I) in 100 dimensions (Tables 3-4 input)."""
         return torch.randn(n, Z_DIM, generator=self.noise_generator, device=self.device) * self.z_std
 
     def state_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "history": self.history,
-            "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "data_generator": self.data_generator.get_state(),
-            "noise_generator": self.noise_generator.get_state().cpu(),
-            "grad_scaler": self.scaler.state_dict(),  # empty unless float16
-        }
+        return {**super().state_dict(), "noise_generator": self.noise_generator.get_state().cpu()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-        self.history = list(state["history"])
-        for k, m in self.modules.items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        self.data_generator.set_state(state["data_generator"])
+        super().load_state_dict(state)
         self.noise_generator.set_state(state["noise_generator"])
-        if self.scaler.is_enabled() and state.get("grad_scaler"):
-            self.scaler.load_state_dict(state["grad_scaler"])
-
-    #: names of the losses that :meth:`batch_losses` returns, in order (keys of ``history``)
-    loss_names: tuple[str, ...] = ()
-
-    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:  # pragma: no cover
-        """Train on one batch and return its detached losses, named by :attr:`loss_names`."""
-        raise NotImplementedError
-
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        """One shuffled pass over ``images``; the mean of each loss, with one host sync per epoch."""
-        sums = torch.zeros(len(self.loss_names), device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            sums += torch.stack(list(self.batch_losses(images[idx])))
-            n += 1
-        return dict(zip(self.loss_names, (sums / max(n, 1)).tolist()))
-
-    def fit(
-        self,
-        images: torch.Tensor,
-        epochs: int,
-        batch_size: int,
-        progress: bool = True,
-        desc: str = "training",
-        on_epoch_end: Callable[["EpochTrainer"], None] | None = None,
-    ) -> list[dict[str, float]]:
-        """Train until ``epochs`` epochs are done in total (a resumed trainer continues its count)."""
-        for m in self.modules.values():
-            m.train()
-        bar = tqdm(total=epochs, initial=self.epoch, desc=desc, disable=not progress, unit="epoch")
-        while self.epoch < epochs:
-            start = time.perf_counter()
-            losses = self.train_epoch(images, batch_size)  # ends with one host sync (the epoch's losses)
-            rate = len(images) / max(time.perf_counter() - start, 1e-9)
-            self.epoch += 1
-            self.history.append({"epoch": self.epoch, **losses})
-            bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{rate:.0f}"})
-            bar.update(1)
-            if on_epoch_end is not None:
-                on_epoch_end(self)
-        bar.close()
-        return self.history
 
 
-class GANTrainer(EpochTrainer):
+class GANTrainer(AdversarialTrainer):
     """Unsupervised GAN pre-training of the Table 3/4 generator and discriminator (BCE, Adam)."""
 
     def __init__(
@@ -153,7 +68,7 @@ class GANTrainer(EpochTrainer):
         seed: int = 0,
         precision: str | Precision = "auto",
     ):
-        super().__init__(torch.device(device), seed, z_std, precision)
+        super().__init__(device, seed, z_std, precision)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {
@@ -193,7 +108,7 @@ class GANTrainer(EpochTrainer):
             return self.generator(z).float()
 
 
-class BiGANTrainer(EpochTrainer):
+class BiGANTrainer(AdversarialTrainer):
     """BiGAN (Donahue et al.; the BiGAN of EGBAD): generator G, encoder E, joint discriminator D(x, z).
 
     D learns to tell (x, E(x)) from (G(z), z); G and E learn to fool it, which makes E approximately
@@ -212,7 +127,7 @@ class BiGANTrainer(EpochTrainer):
         seed: int = 0,
         precision: str | Precision = "auto",
     ):
-        super().__init__(torch.device(device), seed, z_std, precision)
+        super().__init__(device, seed, z_std, precision)
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.modules = {"generator": generator, "encoder": encoder, "discriminator": discriminator}
         self.optimizers = {

@@ -160,7 +160,7 @@ def test_deepsvdd_lowers_the_rate_for_the_milestone_th_epoch_as_the_public_code(
     rates = []
     for epoch in (0, 48, 49, 50):
         trainer.epoch = epoch
-        trainer._set_lr()
+        trainer.start_epoch()
         rates.append(trainer.optimizers["encoder"].param_groups[0]["lr"])
     # the code steps its MultiStepLR(milestones=[50]) at the start of each epoch: the 50th epoch
     # (0-based 49) already runs at 1e-5

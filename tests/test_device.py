@@ -5,8 +5,9 @@ import torch
 
 from pddlite import PDDLiteError
 from pddlite.device import Precision, choose_precision, seed_everything
-from pddlite.gan import EpochTrainer, GANTrainer
+from pddlite.gan import GANTrainer
 from pddlite.nets import init_weights, make_gan
+from pddlite.trainer import EpochTrainer
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -32,7 +33,7 @@ def test_the_cpu_trains_in_float32_unless_asked_and_unknown_names_are_refused():
 def _linear_step(precision, loss_scale=1.0):
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 1)
-    trainer = EpochTrainer(torch.device("cpu"), 0, 1.0, precision)
+    trainer = EpochTrainer(torch.device("cpu"), 0, precision)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x = torch.randn(8, 4)
     loss = (net(x) ** 2).mean() * loss_scale

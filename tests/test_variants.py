@@ -108,7 +108,7 @@ def test_margin_steps_off_is_the_adversarial_only_control(task):
 
 
 def test_variants_with_the_same_pretraining_share_it_through_the_cache(task, tmp_path, monkeypatch):
-    from pddlite import gan
+    from pddlite import trainer
 
     first = PDD(profile="smoke", variant="paper", device="cpu", progress=False, seed=4, pretrain_cache=tmp_path)
     first.pretrain(task)
@@ -117,7 +117,7 @@ def test_variants_with_the_same_pretraining_share_it_through_the_cache(task, tmp
     def fail(*args, **kwargs):
         raise AssertionError("a cached pre-training must not run again")
 
-    monkeypatch.setattr(gan.EpochTrainer, "fit", fail)
+    monkeypatch.setattr(trainer.EpochTrainer, "fit", fail)
     second = PDD(profile="smoke", variant="pddlite", device="cpu", progress=False, seed=4, pretrain_cache=tmp_path)
     second.pretrain(task)
     for a, b in zip(first.discriminator_.state_dict().values(), second.discriminator_.state_dict().values()):

@@ -53,13 +53,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
-from ..gan import EpochTrainer
 from ..modes import network_mode
 from ..nets import LEAKY_SLOPE, channels, conv_trunk, init_weights, unsupported_shape
 from ..profiles import Profile, table2_dataset
+from ..trainer import EpochTrainer
 from ._base import BaselineDetector, set_learning_rate, step_decay
 
 #: (batch, epochs, lr-drop epoch, autoencoder epochs, autoencoder lr-drop epoch, autoencoder weight decay)
@@ -176,7 +175,7 @@ class _StepLRMixin:
     base_lr: float
     milestone: int
 
-    def _set_lr(self) -> None:
+    def start_epoch(self) -> None:
         milestones = (self.milestone - 1,) if self.milestone else ()
         set_learning_rate(self.optimizers, step_decay(self.base_lr, self.epoch, milestones))
 
@@ -187,27 +186,21 @@ class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, *, lr: float = 1e-4, weight_decay: float = 5e-4,
                  milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
                  precision: str | Precision = "auto"):
-        super().__init__(torch.device(device), seed, 1.0, precision)
+        super().__init__(device, seed, precision)
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
         params = list(encoder.parameters()) + list(decoder.parameters())
         self.optimizers = {"autoencoder": torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)}
         self.base_lr, self.milestone = lr, milestone
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        self._set_lr()
-        opt = self.optimizers["autoencoder"]
-        total = torch.zeros((), device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            x = images[idx]
-            with self.autocast():
-                rec = self.decoder(self.encoder(x))
-            loss = ((rec.float() - x.float()) ** 2).flatten(1).sum(dim=1).mean()
-            self.optimize(loss, opt)
-            total += loss.detach()
-            n += 1
-        return {"loss_ae": (total / max(n, 1)).item()}
+    loss_names = ("loss_ae",)
+
+    def batch_losses(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        with self.autocast():
+            rec = self.decoder(self.encoder(x))
+        loss = ((rec.float() - x.float()) ** 2).flatten(1).sum(dim=1).mean()
+        self.optimize(loss, self.optimizers["autoencoder"])
+        return (loss.detach(),)
 
 
 class SVDDTrainer(_StepLRMixin, EpochTrainer):
@@ -216,25 +209,20 @@ class SVDDTrainer(_StepLRMixin, EpochTrainer):
     def __init__(self, encoder: nn.Module, center: torch.Tensor, *, lr: float = 1e-4, weight_decay: float = 5e-7,
                  milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
                  precision: str | Precision = "auto"):
-        super().__init__(torch.device(device), seed, 1.0, precision)
+        super().__init__(device, seed, precision)
         self.encoder, self.center = encoder, center
         self.modules = {"encoder": encoder}
         self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=lr, weight_decay=weight_decay)}
         self.base_lr, self.milestone = lr, milestone
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        self._set_lr()
-        opt = self.optimizers["encoder"]
-        total = torch.zeros((), device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            with self.autocast():
-                rep = self.encoder(images[idx])
-            loss = ((rep.float() - self.center) ** 2).sum(dim=1).mean()
-            self.optimize(loss, opt)
-            total += loss.detach()
-            n += 1
-        return {"loss_svdd": (total / max(n, 1)).item()}
+    loss_names = ("loss_svdd",)
+
+    def batch_losses(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        with self.autocast():
+            rep = self.encoder(x)
+        loss = ((rep.float() - self.center) ** 2).sum(dim=1).mean()
+        self.optimize(loss, self.optimizers["encoder"])
+        return (loss.detach(),)
 
 
 @torch.no_grad()

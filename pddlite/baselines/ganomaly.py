@@ -53,11 +53,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
-from ..gan import EpochTrainer, adam, bce_fake, bce_real
+from ..gan import adam, bce_fake, bce_real
 from ..nets import Z_DIM, conv_trunk, init_weights, make_gan
+from ..trainer import EpochTrainer
 from ._base import BaselineDetector
 
 ADVERSARIAL_LOSSES = ("code", "paper")
@@ -107,7 +107,7 @@ class GANomalyTrainer(EpochTrainer):
                  betas: tuple[float, float] = (0.5, 0.999), w_adv: float = 1.0, w_con: float = 50.0,
                  w_enc: float = 1.0, adversarial: str = "code", device: torch.device | str = "cpu", seed: int = 0,
                  precision: str | Precision = "auto"):
-        super().__init__(torch.device(device), seed, 1.0, precision)
+        super().__init__(device, seed, precision)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {"generator": adam(generator.parameters(), lr, betas),
@@ -135,14 +135,10 @@ class GANomalyTrainer(EpochTrainer):
             self.reinitialisations += 1
         return torch.stack([loss_d.detach(), loss_g.detach(), adv.detach(), con.detach(), enc.detach()])
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
-        sums = torch.zeros(5, device=self.device)
-        n = 0
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            sums += self.step(images[idx])
-            n += 1
-        values = (sums / max(n, 1)).tolist()
-        return dict(zip(("loss_d", "loss_g", "adv", "con", "enc"), values))
+    loss_names = ("loss_d", "loss_g", "adv", "con", "enc")
+
+    def batch_losses(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.step(batch)
 
 
 class GANomaly(BaselineDetector):

@@ -49,12 +49,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment import random_crop_flip
-from ..data import batches
 from ..device import Precision
 from ..errors import PDDLiteError
-from ..gan import EpochTrainer
 from ..modes import network_mode
 from ..nets import conv_stack_for, init_weights
+from ..trainer import EpochTrainer
 from ._base import BaselineDetector, set_learning_rate, step_decay
 
 
@@ -112,7 +111,7 @@ class MCDDTrainer(EpochTrainer):
     def __init__(self, net: MCDDNet, labels: torch.Tensor, *, recipe: str = "tabular", lr: float | None = None,
                  reg_lambda: float | None = None, epochs: int = 1, device: torch.device | str = "cpu", seed: int = 0,
                  precision: str | Precision = "auto"):
-        super().__init__(torch.device(device), seed, 1.0, precision)
+        super().__init__(device, seed, precision)
         settings = RECIPES[recipe]
         self.net, self.labels = net, labels
         self.recipe = recipe
@@ -130,27 +129,25 @@ class MCDDTrainer(EpochTrainer):
             opt = torch.optim.Adam(net.parameters(), lr=self.base_lr, weight_decay=settings["weight_decay"])
         self.optimizers = {"net": opt}
 
-    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+    loss_names = ("loss", "pull", "push")
+
+    def start_epoch(self) -> None:
         set_learning_rate(self.optimizers, step_decay(self.base_lr, self.epoch, self.milestones))
-        sums = torch.zeros(3, device=self.device)
-        n = 0
-        opt = self.optimizers["net"]
-        pad = images.shape[-1] // 8
-        for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            y = self.labels[idx]
-            x = images[idx]
-            if self.augment:
-                x = random_crop_flip(x, self.augment_generator, pad)
-            with self.autocast():
-                dist = self.net.distances(x)
-            pull = dist.gather(1, y.unsqueeze(1)).mean()
-            push = F.cross_entropy(-dist + self.net.biases, y)
-            loss = self.reg_lambda * pull + push
-            self.optimize(loss, opt)
-            sums += torch.stack([loss.detach(), pull.detach(), push.detach()])
-            n += 1
-        values = (sums / max(n, 1)).tolist()
-        return dict(zip(("loss", "pull", "push"), values))
+
+    def select(self, images: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return images[idx], self.labels[idx]
+
+    def batch_losses(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        x, y = batch
+        if self.augment:
+            x = random_crop_flip(x, self.augment_generator, x.shape[-1] // 8)
+        with self.autocast():
+            dist = self.net.distances(x)
+        pull = dist.gather(1, y.unsqueeze(1)).mean()
+        push = F.cross_entropy(-dist + self.net.biases, y)
+        loss = self.reg_lambda * pull + push
+        self.optimize(loss, self.optimizers["net"])
+        return loss.detach(), pull.detach(), push.detach()
 
 
 class MCDD(BaselineDetector):

@@ -1,0 +1,123 @@
+"""The training loop every pddlite model shares: epochs of shuffled index batches, resumable.
+
+:class:`EpochTrainer` knows nothing of GANs: it keeps the epoch counter, the loss history, the
+seeded batch order (:func:`pddlite.data.batches`: images stay on the device, a CPU generator
+draws the order), the mixed precision (:func:`pddlite.device.choose_precision`) and the whole
+state (networks, optimisers, epoch, random state), so that a run interrupted between epochs
+resumes where it stopped. A trainer says only what differs: its networks and optimisers,
+:meth:`~EpochTrainer.batch_losses` (one batch's step), and where needed
+:meth:`~EpochTrainer.start_epoch` (a learning-rate schedule) and :meth:`~EpochTrainer.select`
+(what of the data a batch is). The adversarial trainers of :mod:`pddlite.gan` add the noise.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import batches
+from .device import Precision, choose_precision
+
+
+class EpochTrainer:
+    """Shared bookkeeping and the loop: epoch counter, loss history, batch order, precision, state."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def __init__(self, device: torch.device | str, seed: int, precision: str | Precision = "auto"):
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.precision = choose_precision(self.device, precision)
+        self.scaler = self.precision.grad_scaler()
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.data_generator = torch.Generator().manual_seed(seed)
+
+    def autocast(self):
+        """The forward passes' mixed precision (a no-op in float32)."""
+        return self.precision.autocast()
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimiser step on ``loss``: zero the gradients, back-propagate, step. In float16 the
+        loss is scaled and the step skipped when a gradient overflowed (GradScaler); otherwise this
+        is exactly ``loss.backward(); optimizer.step()``."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "history": self.history,
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "data_generator": self.data_generator.get_state(),
+            "grad_scaler": self.scaler.state_dict(),  # empty unless float16
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.data_generator.set_state(state["data_generator"])
+        if self.scaler.is_enabled() and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
+
+    #: names of the losses that :meth:`batch_losses` returns, in order (keys of ``history``)
+    loss_names: tuple[str, ...] = ()
+
+    def batch_losses(self, batch: Any) -> Sequence[torch.Tensor]:  # pragma: no cover
+        """Train on one batch and return its detached losses, named by :attr:`loss_names`."""
+        raise NotImplementedError
+
+    def start_epoch(self) -> None:
+        """Called before each epoch (``self.epoch`` epochs are done): learning-rate schedules go here."""
+
+    def select(self, images: torch.Tensor, idx: torch.Tensor) -> Any:
+        """What :meth:`batch_losses` gets for the index batch ``idx``: the images, by default."""
+        return images[idx]
+
+    def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+        """One shuffled pass over ``images``; the mean of each loss, with one host sync per epoch."""
+        self.start_epoch()
+        sums = torch.zeros(len(self.loss_names), device=self.device)
+        n = 0
+        for idx in batches(len(images), batch_size, self.data_generator, self.device):
+            sums += torch.stack(list(self.batch_losses(self.select(images, idx))))
+            n += 1
+        return dict(zip(self.loss_names, (sums / max(n, 1)).tolist()))
+
+    def fit(
+        self,
+        images: torch.Tensor,
+        epochs: int,
+        batch_size: int,
+        progress: bool = True,
+        desc: str = "training",
+        on_epoch_end: Callable[["EpochTrainer"], None] | None = None,
+    ) -> list[dict[str, float]]:
+        """Train until ``epochs`` epochs are done in total (a resumed trainer continues its count)."""
+        for m in self.modules.values():
+            m.train()
+        bar = tqdm(total=epochs, initial=self.epoch, desc=desc, disable=not progress, unit="epoch")
+        while self.epoch < epochs:
+            start = time.perf_counter()
+            losses = self.train_epoch(images, batch_size)  # ends with one host sync (the epoch's losses)
+            rate = len(images) / max(time.perf_counter() - start, 1e-9)
+            self.epoch += 1
+            self.history.append({"epoch": self.epoch, **losses})
+            bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{rate:.0f}"})
+            bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        bar.close()
+        return self.history
