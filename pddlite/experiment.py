@@ -73,8 +73,8 @@ def run_task(
     task = build(dataset, anomaly, shots, seed, root=data_dir, device=dev, download=download,
                  remove_prototypes=not keep)
     start = time.perf_counter()
-    result = METHODS[method](task, prof.name, seed, str(dev), progress=progress, precision=precision,
-                             deterministic=deterministic, **options)
+    result = METHODS[method].run(task, prof.name, seed, str(dev), progress=progress, precision=precision,
+                                 deterministic=deterministic, **options)
     seconds = time.perf_counter() - start
     row: dict[str, Any] = {
         "dataset": task.dataset,

@@ -32,11 +32,13 @@ import numpy as np
 import torch
 
 from .data import Task, check_images
-from .files import write_atomically
-from .device import check_seed, choose_precision, resolve_device, seed_everything
+from .detector import Detector
+from .device import seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
+from .files import write_atomically
 from .gan import GANTrainer
+from .metrics import evaluate
 from .nets import init_weights, make_gan
 from .profiles import get_profile
 from .scoring import SCORINGS, make_scorer
@@ -179,8 +181,8 @@ class PDDConfig:
         return {"image_shape": list(image_shape), "width": self.width, "layout": self.layout}
 
 
-class PDD:
-    """Prototype Data Description (Sec. 4): PyOD-style ``fit`` / ``decision_function``.
+class PDD(Detector):
+    """Prototype Data Description (Sec. 4): a :class:`~pddlite.detector.Detector`, ``fit`` / ``decision_function``.
 
     Args:
         profile: ``"paper"``, ``"colab"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick):
@@ -218,15 +220,10 @@ class PDD:
         deterministic: bool = False,
         **options: Any,
     ):
-        self.profile = get_profile(profile)
+        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
         self.config = PDDConfig.for_variant(variant, self.profile, **options)
-        self.device = resolve_device(device)
-        self.precision = choose_precision(self.device, precision)
-        self.deterministic = bool(deterministic)
-        self.seed = check_seed(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.pretrain_cache = Path(pretrain_cache) if pretrain_cache is not None else None
-        self.progress = progress
         self.stage_ = Stage.NEW
         self.history_: dict[str, list[dict[str, float]]] = {"pretrain": [], "tuneup": []}
         self._expect_checkpoint(self.checkpoint)
@@ -394,7 +391,7 @@ class PDD:
     # ------------------------------------------------------------------ scoring
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """f(x): the (normalised) discriminator features, eval mode, on the model's device."""
-        self._check_fitted()
+        self.check_fitted()
         images = check_images(images, self.image_shape_).to(self.device)
         return embed(self._embedder(), images, self.config.normalization, getattr(self, "center_", None))
 
@@ -430,15 +427,53 @@ class PDD:
 
         With ``scoring="umap"`` (transductive) the scores of a batch depend on the whole batch.
         """
-        self._check_fitted()
+        self.check_fitted()
         if getattr(self, "scorer_", None) is None:
             raise PDDLiteError("this model has no scorer yet (it was loaded without its task): call "
                                "model.fit_scorer(task), or load it with PDD.load(path, task=task)")
         return self.scorer_.rank_score(self.embed(images)).cpu().numpy()
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "discriminator_") or self.stage_ in (Stage.NEW, Stage.PRETRAINING):
-            raise PDDLiteError("this PDD model is not fitted yet: call fit(task) first")
+    def is_fitted(self) -> bool:
+        """Whether the model can embed and score: pre-trained at least."""
+        return hasattr(self, "discriminator_") and self.stage_ not in (Stage.NEW, Stage.PRETRAINING)
+
+    @classmethod
+    def run(cls, task, profile, seed, device, progress=True, precision="auto", deterministic=False,
+            variant=DEFAULT_VARIANT, checkpoint=None, ablation=True, pretrain_cache=None, **options) -> dict[str, Any]:
+        """PDD: metrics after pre-training alone, after the adversarial steps alone, and after the tune-up.
+
+        With the sample notebook's transductive scoring (``scoring="umap"``) the row also gives the
+        same model scored inductively (UMAP fitted on the unlabeled training embeddings) as
+        ``inductive_auroc`` / ``inductive_auprc``, and says ``transductive: true``.
+        ``ablation=False`` skips the adversarial-only control (it costs one more tune-up);
+        ``pretrain_cache`` is a folder that lets variants with the same pre-training share it.
+        """
+        model = cls(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
+                    progress=progress, pretrain_cache=pretrain_cache, precision=precision,
+                    deterministic=deterministic, **options)
+        model.pretrain(task)
+        # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
+        pretrained = model if model.stage_ is Stage.PRETRAINED else model.pretrained_model(task)
+        row: dict[str, Any] = {"variant": variant}
+        before = evaluate(task.test_is_anomaly, pretrained.decision_function(task.test_images))
+        row.update(pretrain_auroc=before["auroc"], pretrain_auprc=before["auprc"])
+        if ablation:
+            control_checkpoint = None if checkpoint is None else Path(str(checkpoint) + ".adversarial-only")
+            control = pretrained.copy_with(margin_steps=False, checkpoint=control_checkpoint).tune_up(task)
+            adv = evaluate(task.test_is_anomaly, control.decision_function(task.test_images))
+            row.update(adversarial_only_auroc=adv["auroc"], adversarial_only_auprc=adv["auprc"])
+            del control
+        model.tune_up(task)
+        after = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
+        row.update(auroc=after["auroc"], auprc=after["auprc"])
+        row.update(model.schedule_)  # the epochs, batch sizes and optimiser steps both stages ran
+        if model.config.scoring == "umap":
+            # transductive scoring (fitted on the scored set): report the inductive version beside it
+            inductive = model.copy_with(scoring="umap-inductive", progress=False).fit_scorer(task)
+            ind = evaluate(task.test_is_anomaly, inductive.decision_function(task.test_images))
+            row.update(transductive=True, inductive_auroc=ind["auroc"], inductive_auprc=ind["auprc"])
+        row["model"] = model
+        return row
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, stage: str, trainer: Any) -> dict[str, Any]:
@@ -481,7 +516,7 @@ class PDD:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted model (networks, configuration, history) to ``path``."""
-        self._check_fitted()
+        self.check_fitted()
         return _atomic_save(self._state(self.stage_, None), Path(path))
 
     def _resume(self) -> None:

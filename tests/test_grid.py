@@ -26,14 +26,19 @@ REQUIRED_KEYS = {"dataset", "anomaly", "method", "rep", "seed", "profile", "auro
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
+def as_method(run):
+    """A stand-in for a detector class of METHODS: only its ``run``."""
+    return type("FakeDetector", (), {"run": staticmethod(run)})
+
+
 def fake_method(calls: list, fail_after: int | None = None):
-    """A runner that trains nothing: records what it saw, and raises after ``fail_after`` calls."""
+    """A method that trains nothing: records what it saw, and raises after ``fail_after`` calls."""
     def run(task, profile, seed, device, progress=True, **options):
         if fail_after is not None and len(calls) >= fail_after:
             raise RuntimeError("interrupted on purpose")
         calls.append((task.anomaly_classes[0], seed, task.prototype_images.sum().item()))
         return {"auroc": 0.5 + 0.01 * seed, "auprc": 0.25}
-    return run
+    return as_method(run)
 
 
 def json_files(folder: Path) -> list[Path]:
@@ -77,7 +82,7 @@ def test_the_grid_scores_validation_tasks_apart(tmp_path, monkeypatch):
         seen.append((task.split, options.get("variant")))
         return {"auroc": 0.5, "auprc": 0.1}
 
-    monkeypatch.setitem(METHODS, "fake_v", run)
+    monkeypatch.setitem(METHODS, "fake_v", as_method(run))
     rows = replicate(["mnist-5k"], ["fake_v"], reps=1, anomalies=[3], profile="smoke", out_dir=tmp_path,
                      device="cpu", progress=False, split="validation")
     assert seen == [("validation", None)] and rows[0]["split"] == "validation"
@@ -184,7 +189,7 @@ SLOW_GRID = textwrap.dedent("""
         time.sleep(0.4)
         return {"auroc": 0.5, "auprc": 0.1}
 
-    METHODS["slowfake"] = run
+    METHODS["slowfake"] = type("Slow", (), {"run": staticmethod(run)})
 
     from pddlite.grid import replicate
     replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke",
@@ -309,7 +314,7 @@ COUNTING_GRID = textwrap.dedent("""
         time.sleep(0.3)
         return {"auroc": 0.5, "auprc": 0.1}
 
-    METHODS["countfake"] = run
+    METHODS["countfake"] = type("Counting", (), {"run": staticmethod(run)})
 
     from pddlite.grid import replicate
     replicate(["mnist-5k"], ["countfake"], reps=2, anomalies=[0, 1, 2, 3], profile="smoke",

@@ -7,9 +7,9 @@
 * :class:`PixelKNN` and :class:`PixelCentroid`: sanity baselines in pixel space on the same
   prototypes, with no training (not in the paper).
 
-Each is a PyOD-style estimator like :class:`pddlite.PDD` (``fit``, then ``decision_function`` with
-higher = more anomalous) and a ``--method`` of ``pddlite run`` and ``pddlite replicate``, listed
-in :data:`pddlite.methods.METHODS`. Every module docstring lists its hyper-parameters and their sources.
+Each is a :class:`pddlite.detector.Detector` like :class:`pddlite.PDD` (``fit``, then
+``decision_function`` with higher = more anomalous) and a ``--method`` of ``pddlite run`` and
+``pddlite replicate``, listed in :data:`pddlite.methods.METHODS`. Every module docstring lists its hyper-parameters and their sources.
 """
 
 from .deepsvdd import DeepSVDD
@@ -18,7 +18,4 @@ from .ganomaly import GANomaly
 from .mcdd import MCDD
 from .pixel import PixelCentroid, PixelKNN
 
-BASELINES = {"egbad": EGBAD, "ganomaly": GANomaly, "mcdd": MCDD, "deepsvdd": DeepSVDD,
-             "pixel-knn": PixelKNN, "pixel-centroid": PixelCentroid}
-
-__all__ = ["BASELINES", "DeepSVDD", "EGBAD", "GANomaly", "MCDD", "PixelCentroid", "PixelKNN"]
+__all__ = ["DeepSVDD", "EGBAD", "GANomaly", "MCDD", "PixelCentroid", "PixelKNN"]

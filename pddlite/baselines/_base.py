@@ -1,11 +1,9 @@
-"""What the four baselines share: the estimator shape of :class:`pddlite.PDD`, the run-time rules
-of the library, and the runner that ``pddlite run --method`` and the grid call.
+"""What the four trained baselines share beyond :class:`pddlite.detector.Detector`.
 
-Every baseline
+Every trained baseline
 
-* is a PyOD-style estimator: hyper-parameters in the constructor, ``fit`` on a :class:`~pddlite.Task`
-  (or on images, with labels where the method needs them), then ``decision_function`` with
-  higher = more anomalous; fitted attributes end with an underscore;
+* is a :class:`~pddlite.detector.Detector`: ``fit`` on a :class:`~pddlite.Task` (or on images,
+  with labels where the method needs them), then ``decision_function``;
 * takes its batch size and epoch count from the profile (Table 2 through :meth:`Profile.schedule`
   where the paper gives a row, its own documented schedule otherwise, or the number of optimiser
   steps the profile gives the method), its network width from ``profile.width`` and its training-set cap
@@ -18,24 +16,22 @@ Every baseline
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import Task, check_images, check_labels
-from ..device import check_seed, choose_precision, resolve_device, seed_everything
+from ..detector import Detector, unknown_options
+from ..device import seed_everything
 from ..errors import PDDLiteError
-from ..metrics import evaluate
 from ..modes import network_mode
-from ..profiles import Profile, get_profile
-
-_FROM_PROFILE: Any = object()  # sentinel: "take this value from the profile"
+from ..profiles import Profile
 
 
-class BaselineDetector:
-    """Base class of the baselines; subclasses set ``method`` and implement the four hooks below.
+class BaselineDetector(Detector):
+    """Base class of the trained baselines; subclasses set ``method`` and implement the hooks below.
 
     Args (shared by every baseline):
         profile: ``"paper"``, ``"colab"``, ``"quick"`` or ``"smoke"`` (default: ``$PDDLITE_PROFILE``, else quick).
@@ -46,8 +42,8 @@ class BaselineDetector:
         progress: show a tqdm bar per training stage.
         epochs, batch_size: override the profile's schedule.
         width: override the profile's network width multiplier.
-        max_train_images: override the profile's cap on unlabeled training images
-            (``None``: use them all).
+        max_train_images: override the profile's cap on unlabeled training images (``None``: the
+            profile's cap, as for PDD; the ``paper`` profile has none).
     """
 
     method: str = "baseline"
@@ -63,18 +59,13 @@ class BaselineDetector:
         epochs: int | None = None,
         batch_size: int | None = None,
         width: float | None = None,
-        max_train_images: int | None = _FROM_PROFILE,
+        max_train_images: int | None = None,
         precision: str = "auto",
         deterministic: bool = False,
         **unknown: Any,
     ):
         unknown_options(type(self), unknown)
-        self.profile = get_profile(profile)
-        self.device = resolve_device(device)
-        self.precision = choose_precision(self.device, precision)
-        self.deterministic = bool(deterministic)
-        self.seed = check_seed(seed)
-        self.progress = bool(progress)
+        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise PDDLiteError(f"{name} must be a positive integer, got {value!r}")
@@ -82,8 +73,7 @@ class BaselineDetector:
         if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8):
             raise PDDLiteError(f"width must be a number in (0, 8], got {width!r}")
         self.width = float(width) if width is not None else self.profile.width
-        self.max_train_images = (self.profile.max_train_images if max_train_images is _FROM_PROFILE
-                                 else max_train_images)
+        self.max_train_images = self.profile.max_train_images if max_train_images is None else max_train_images
         m = self.max_train_images
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
             raise PDDLiteError(f"max_train_images must be a positive whole number or None, got {m!r}")
@@ -143,8 +133,7 @@ class BaselineDetector:
         differences of network outputs (GANomaly's latent error, Deep SVDD's distance to c), which
         bfloat16's 8-bit mantissa would round into ties. It is one forward pass over the test set.
         """
-        if not getattr(self, "fitted_", False):
-            raise PDDLiteError(f"this {type(self).__name__} model is not fitted yet: call fit(task) first")
+        self.check_fitted()
         x = check_images(images, self.image_shape_)
         with network_mode(*self._scoring_modules(), train=False):
             out = []
@@ -178,7 +167,7 @@ class BaselineDetector:
         return images, labels, "arrays"
 
     def __repr__(self) -> str:
-        state = "fitted" if getattr(self, "fitted_", False) else "not fitted"
+        state = "fitted" if self.is_fitted() else "not fitted"
         return f"{type(self).__name__}(profile={self.profile.name!r}, width={self.width}, seed={self.seed}, {state})"
 
 
@@ -193,42 +182,3 @@ def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], lr: float) -
     for opt in optimizers.values():
         for group in opt.param_groups:
             group["lr"] = lr
-
-
-def make_runner(cls: type[BaselineDetector]) -> Callable[..., dict[str, Any]]:
-    """The ``run_task`` runner of a baseline: fit on the task, score its test split."""
-    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
-            deterministic: bool = False, **options: Any) -> dict[str, Any]:
-        refuse_pdd_options(cls.method, options)
-        model = cls(profile=profile, device=device, seed=seed, progress=progress, precision=precision,
-                    deterministic=deterministic, **options).fit(task)
-        metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
-        return {**metrics, "model": model}
-
-    run.__name__ = f"run_{cls.method}"
-    run.__doc__ = f"{cls.__name__}: fit on the task's training data, AUROC/AUPRC on its test split."
-    return run
-
-
-def refuse_pdd_options(method: str, options: dict[str, Any]) -> None:
-    """Take PDD's ``variant`` and ``checkpoint`` out of a baseline's options, refusing any value."""
-    variant = options.pop("variant", None)
-    if variant is not None:
-        raise PDDLiteError(f"{method} has no variant {variant!r}; variants belong to PDD (drop --variant)")
-    if options.pop("checkpoint", None) is not None:
-        raise PDDLiteError(f"checkpoints are for PDD; {method} has none (drop --checkpoint)")
-
-
-def unknown_options(cls: type, options: dict[str, Any]) -> None:
-    """Refuse constructor options that the class does not know, listing the ones it does."""
-    if options:
-        import inspect
-
-        known = sorted(
-            name for c in cls.__mro__ if c is not object and "__init__" in vars(c)
-            for name, p in inspect.signature(c.__init__).parameters.items()
-            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        )
-        raise PDDLiteError(
-            f"unknown {cls.__name__} option(s): {', '.join(sorted(options))}; known: {', '.join(dict.fromkeys(known))}"
-        )

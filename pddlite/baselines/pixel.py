@@ -21,19 +21,23 @@ import numpy as np
 import torch
 
 from ..data import Task, check_images, check_labels
+from ..detector import Detector, unknown_options
 from ..errors import PDDLiteError
-from ..metrics import evaluate
-from ._base import refuse_pdd_options
 
 
-class _PixelDetector:
-    """fit(task) or fit(prototype_images, prototype_labels); decision_function(images)."""
+class _PixelDetector(Detector):
+    """fit(task) or fit(prototype_images, prototype_labels); decision_function(images).
+
+    Nothing is trained: the run-time options of every detector are accepted and checked, and the
+    distances are computed on the CPU in float64 whatever the device and precision.
+    """
 
     method = "pixel"
 
-    def __init__(self, chunk_size: int = 4096, **unknown: Any):
-        if unknown:
-            raise PDDLiteError(f"{type(self).__name__} trains nothing and takes no options; got {', '.join(sorted(unknown))}")
+    def __init__(self, profile=None, device="auto", seed=0, progress=True, *, precision: str = "auto",
+                 deterministic: bool = False, chunk_size: int = 4096, **unknown: Any):
+        unknown_options(type(self), unknown)
+        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
         self.chunk_size = int(chunk_size)
 
     def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
@@ -54,12 +58,12 @@ class _PixelDetector:
         if len(self.classes_) < 1 or len(flat) == 0:
             raise PDDLiteError("no prototypes to fit on")
         self._fit(flat)
+        self.fitted_ = True
         return self
 
     def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         """Anomaly scores, higher = more anomalous, float64 NumPy."""
-        if not hasattr(self, "labels_"):
-            raise PDDLiteError(f"this {type(self).__name__} is not fitted yet: call fit(task) first")
+        self.check_fitted()
         x = check_images(images, self.image_shape_).detach().cpu().double().flatten(1)
         out = [self._score(part) for part in x.split(self.chunk_size)]
         return torch.cat(out).numpy() if out else np.empty(0)
@@ -98,17 +102,3 @@ class PixelCentroid(_PixelDetector):
         v = x - self.center_
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return -(v @ self.class_means_.T).max(dim=1).values
-
-
-def make_pixel_runner(cls: type[_PixelDetector]):
-    """The ``run_task`` runner of a pixel baseline: store the task's prototypes, score its test split."""
-    def run(task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
-            deterministic: bool = False, **options: Any) -> dict[str, Any]:
-        # no training: precision and determinism do not apply (distances are computed in float32)
-        refuse_pdd_options(cls.method, options)
-        model = cls(**options).fit(task)
-        return {**evaluate(task.test_is_anomaly, model.decision_function(task.test_images)), "model": model}
-
-    run.__name__ = f"run_{cls.method.replace('-', '_')}"
-    run.__doc__ = f"{cls.__name__}: no training; AUROC/AUPRC on the task's test split."
-    return run
