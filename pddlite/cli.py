@@ -15,9 +15,10 @@ from typing import Sequence
 
 from .device import PRECISIONS
 from .errors import PDDLiteError
-from .experiment import SPLITS
+from .experiment import SPLITS, run_task
 from .files import check_output_file, write_text_atomically
-from .grid import DEFAULT_DATASETS, DEFAULT_METHODS, DEFAULT_REPS
+from .grid import DEFAULT_DATASETS, DEFAULT_METHODS, DEFAULT_REPS, count_finished, replicate
+from .profiles import get_profile
 from .variants import DEFAULT_VARIANT, VARIANTS
 
 
@@ -53,8 +54,6 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import run_task
-
     options: dict = {}
     if args.method == "pdd":
         options = {"variant": args.variant or DEFAULT_VARIANT, "checkpoint": args.checkpoint,
@@ -112,9 +111,6 @@ def _add_replicate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
-    from .grid import count_finished, replicate
-    from .profiles import get_profile
-
     if args.dry_run:
         total, done = count_finished(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard,
                                      args.anomalies, args.shots, args.variants, args.split)
@@ -139,7 +135,7 @@ def _add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import make_report
+    from .report import make_report  # matplotlib: imported only when a report is drawn
 
     for path in make_report(args.results, args.out, args.profile, args.split, args.shots).values():
         print(path)

@@ -76,9 +76,12 @@ def _one_line_error(capsys, argv) -> str:
 
 
 def test_the_commands_check_where_they_write_before_they_train(tmp_path, capsys, monkeypatch):
-    import pddlite.experiment
+    import pddlite.cli
+    import pddlite.grid
 
-    monkeypatch.setattr(pddlite.experiment, "run_task", _fail_if_called)
+    # where the commands look run_task up: a check that comes after training would call it
+    monkeypatch.setattr(pddlite.cli, "run_task", _fail_if_called)
+    monkeypatch.setattr(pddlite.grid, "run_task", _fail_if_called)
     run = ["run", "--profile", "smoke", "--device", "cpu", "--no-progress"]
     assert "is a folder" in _one_line_error(capsys, run + ["--out", str(tmp_path)])
     assert "--out is empty" in _one_line_error(capsys, run + ["--out", ""])
