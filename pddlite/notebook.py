@@ -1,0 +1,98 @@
+"""A notebook's setup in one call: the device, the profile, the seed, the folders and the default task.
+
+    from pddlite.notebook import setup, default_task
+
+    nb = setup()                  # prints what it chose; nb.device, nb.profile, nb.seed, nb.checkpoints
+    task = default_task(nb)       # MNIST, anomaly 1, 20 shots; mnist-5k in smoke or when offline
+
+The profile is ``$PDDLITE_PROFILE`` when set, else ``colab`` on a GPU (the paper's networks, sized
+for a Colab session) and ``quick`` on a CPU: the one place where the series makes that choice.
+Pass ``profile=`` to choose it in the notebook instead. With ``use_drive=True`` on Colab, datasets,
+checkpoints and results go to Google Drive and survive the session.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import Task, default_data_root, make_task
+from .device import resolve_device, seed_everything
+from .errors import PDDLiteError
+from .profiles import Profile, get_profile
+
+#: where ``use_drive=True`` keeps each kind of file on Google Drive (Colab)
+DRIVE_FOLDERS = {"PDDLITE_DATA": "data", "PDDLITE_CHECKPOINTS": "checkpoints", "PDDLITE_RESULTS": "results"}
+
+
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What :func:`setup` chose. ``checkpoints`` and ``results`` are per profile, so that profiles never mix."""
+
+    device: torch.device
+    profile: Profile
+    seed: int
+    data: Path
+    checkpoints: Path
+    results: Path
+
+    def checkpoint(self, name: str) -> Path:
+        """The path of checkpoint ``name`` (``"pdd-anomaly1.pt"``, ...) in this profile's folder."""
+        return self.checkpoints / name
+
+
+def notebook_profile(device: torch.device, profile: str | Profile | None = None) -> Profile:
+    """``profile`` if given, else ``$PDDLITE_PROFILE``, else ``colab`` on a GPU and ``quick`` on a CPU."""
+    if profile is not None:
+        return get_profile(profile)
+    return get_profile(os.environ.get("PDDLITE_PROFILE") or ("colab" if device.type == "cuda" else "quick"))
+
+
+def setup(seed: int = 0, profile: str | Profile | None = None, device: str = "auto",
+          use_drive: bool = False, verbose: bool = True) -> NotebookSetup:
+    """Choose the device and profile, seed everything, and name the folders; print what was chosen."""
+    if use_drive and "google.colab" in sys.modules:  # pragma: no cover - Colab only
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+        for variable, folder in DRIVE_FOLDERS.items():
+            os.environ.setdefault(variable, f"/content/drive/MyDrive/pddlite/{folder}")
+    dev = resolve_device(device)
+    prof = notebook_profile(dev, profile)
+    seed_everything(seed)
+    if prof.name == "smoke":
+        torch.set_num_threads(1)  # tiny networks: on a small shared CPU a second thread only adds waiting
+    nb = NotebookSetup(
+        device=dev, profile=prof, seed=seed, data=default_data_root(),
+        checkpoints=Path(os.environ.get("PDDLITE_CHECKPOINTS", "checkpoints")) / prof.name,
+        results=Path(os.environ.get("PDDLITE_RESULTS", "results")),
+    )
+    if verbose:
+        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU (no GPU found)"
+        print(f"device:      {where}")
+        print(f"profile:     {prof.name} ({prof.description})")
+        print(f"seed:        {seed}")
+        print(f"datasets:    {nb.data}")
+        print(f"checkpoints: {nb.checkpoints.resolve()}")
+        if prof.name == "smoke":
+            print("smoke profile: networks train for seconds, so scores are near chance or accidental; "
+                  "it checks that the code runs, not how well a method works.")
+    return nb
+
+
+def default_task(nb: NotebookSetup, dataset: str = "mnist", anomaly: int = 1, shots: int = 20,
+                 **options) -> Task:
+    """The series' task: ``dataset`` (mnist-5k in ``smoke``, which stays offline), with the offline
+    mnist-5k in its place, said in one line, when ``dataset`` cannot be downloaded."""
+    name = "mnist-5k" if nb.profile.name == "smoke" else dataset
+    try:
+        return make_task(name, anomaly=anomaly, shots=shots, seed=nb.seed, **options)
+    except PDDLiteError as err:
+        if name == "mnist-5k":
+            raise
+        print(f"{err}\n-> falling back to the offline mnist-5k")
+        return make_task("mnist-5k", anomaly=anomaly, shots=shots, seed=nb.seed, **options)
