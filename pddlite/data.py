@@ -586,6 +586,39 @@ def make_validation_task(
     )
 
 
+#: the label of an unlabeled image in :func:`task_from_partial_labels` (scikit-learn's convention)
+UNLABELED = -1
+
+
+def task_from_partial_labels(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                             seed: int = 0) -> Task:
+    """A training-only task from one array: ``labels`` gives the class of each prototype and
+    :data:`UNLABELED` (-1) for every unlabeled normal image, as scikit-learn's semi-supervised
+    estimators take it. ``images`` are in [-1, 1], as every detector's ``fit`` takes them. The
+    task has no test split: score with ``decision_function`` on images of your own.
+    """
+    x = check_images(images)
+    y = _as_number_tensor(labels, "labels").flatten()
+    if len(y) != len(x):
+        raise PDDLiteError(f"{len(x)} images but {len(y)} labels: give one label per image (-1 for unlabeled)")
+    unlabeled = y == UNLABELED
+    protos = check_labels(y[~unlabeled], what="prototype labels (labels other than -1)")
+    if not unlabeled.any() or len(protos) == 0:
+        raise PDDLiteError("PDD needs unlabeled images (label -1) and labeled prototypes (labels >= 0) in fit(X, y)")
+    classes, counts = torch.unique(protos, return_counts=True)
+    if len(classes) < 2:
+        raise PDDLiteError("PDD needs prototypes of at least two normal classes (Eq. 7 scales by the others)")
+    empty = x[:0]
+    return Task(
+        dataset="arrays", anomaly_classes=(), normal_classes=tuple(int(c) for c in classes),
+        shots=int(counts.min()), seed=check_seed(seed),
+        train_images=x[unlabeled], train_labels=torch.full((int(unlabeled.sum()),), UNLABELED, dtype=torch.int64),
+        prototype_images=x[~unlabeled], prototype_labels=protos,
+        test_images=empty, test_labels=torch.empty(0, dtype=torch.int64), test_is_anomaly=torch.empty(0, dtype=torch.bool),
+        split="none",
+    )
+
+
 def make_task_from_arrays(
     images: np.ndarray | torch.Tensor,
     labels: np.ndarray | torch.Tensor,

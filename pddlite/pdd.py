@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Task, check_images
+from .data import Task, check_images, task_from_partial_labels
 from .detector import Detector
 from .device import seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
@@ -272,8 +272,20 @@ class PDD(Detector):
         self.task_identity_ = task.identity()
         return task
 
-    def fit(self, task: Task) -> "PDD":
-        """Pre-train, tune up and fit the scorer on ``task``'s unlabeled images and prototypes."""
+    def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None) -> "PDD":
+        """Pre-train, tune up and fit the scorer on a task's unlabeled images and prototypes.
+
+        ``X`` is a :class:`~pddlite.Task`, or images in [-1, 1] with ``y`` the class of each
+        prototype and -1 for every unlabeled image (:func:`pddlite.data.task_from_partial_labels`).
+        """
+        if isinstance(X, Task):
+            if y is not None:
+                raise PDDLiteError("fit(task) takes no labels: a Task carries its prototypes' labels")
+            task = X
+        elif y is None:
+            raise PDDLiteError("fit(images) needs labels: the prototypes' classes, and -1 for unlabeled images")
+        else:
+            task = task_from_partial_labels(X, y, self.seed)
         self._pretrain(task)
         return self.tune_up(task)
 

@@ -299,3 +299,17 @@ def test_every_config_field_says_which_stage_reads_it():
     assert set(ablation.SCORING_ONLY) == {"scoring", "bandwidth", "bandwidth_unit", "recalibrate_bn"}
     with pytest.raises(PDDLiteError, match="unknown stage"):
         PDDConfig.fields_of("training")
+
+
+def test_fit_on_arrays_with_minus_one_for_unlabeled_equals_fit_on_the_task(task, fitted):
+    X = torch.cat([task.train_images, task.prototype_images])
+    y = torch.cat([torch.full((len(task.train_images),), -1), task.prototype_labels])
+    from_arrays = smoke(seed=3).fit(X, y)
+    np.testing.assert_array_equal(from_arrays.decision_function(task.test_images),
+                                  fitted.decision_function(task.test_images))
+    with pytest.raises(PDDLiteError, match="needs labels"):
+        smoke().fit(X)
+    with pytest.raises(PDDLiteError, match="unlabeled images \\(label -1\\) and labeled prototypes"):
+        smoke().fit(X[:5], torch.zeros(5))
+    with pytest.raises(PDDLiteError, match="takes no labels"):
+        smoke().fit(task, y)
