@@ -199,8 +199,10 @@ def test_bad_options_are_refused_in_one_line(kwargs, message):
 def test_use_before_fit_and_wrong_inputs(task, fitted):
     with pytest.raises(PDDLiteError, match="not fitted"):
         smoke().decision_function(task.test_images)
-    with pytest.raises(PDDLiteError, match="takes a Task"):
+    with pytest.raises(PDDLiteError, match="fit\\(images\\) needs labels"):
         smoke().fit(task.train_images)
+    with pytest.raises(PDDLiteError, match="fit_scorer\\(\\) takes a Task"):
+        fitted.fit_scorer(task.train_images)
     with pytest.raises(PDDLiteError, match="expected images shaped"):
         fitted.decision_function(torch.zeros(3, 3, 64, 64))
     raw = (task.test_images[:5] + 1) * 127.5  # 0..255 pixels would rank anomalies backwards
