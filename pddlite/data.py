@@ -46,6 +46,16 @@ DEFAULT_DATASET = "mnist-5k"
 SUPPORTED_SHAPES = ((1, 28, 28), (3, 64, 64))
 
 
+
+def subsample_indices(n: int, max_images: int | None, seed: int = 0) -> torch.Tensor | None:
+    """The sorted indices of at most ``max_images`` of ``n`` training images, drawn with ``seed``;
+    ``None`` when all are kept. The one cap on training images that every detector applies (the
+    profile's ``max_train_images``), so that PDD and the baselines train on the same subset."""
+    if max_images is None or max_images >= n:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:max_images].sort().values
+
 @dataclass
 class Task:
     """One leave-one-class-out anomaly-detection task (paper, Sec. 5.1).
@@ -97,12 +107,11 @@ class Task:
         return replace(self, **moved)
 
     def subsample_train(self, max_images: int | None, seed: int = 0) -> "Task":
-        """A copy with at most ``max_images`` unlabeled training images (for quick CPU runs)."""
-        n = len(self.train_images)
-        if max_images is None or max_images >= n:
+        """A copy with at most ``max_images`` unlabeled training images (:func:`subsample_indices`)."""
+        keep = subsample_indices(len(self.train_images), max_images, seed)
+        if keep is None:
             return self
-        g = torch.Generator().manual_seed(seed)
-        keep = torch.randperm(n, generator=g)[:max_images].sort().values.to(self.device)
+        keep = keep.to(self.device)
         return replace(self, train_images=self.train_images[keep], train_labels=self.train_labels[keep])
 
     def identity(self) -> dict[str, object]:

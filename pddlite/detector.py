@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Task
+from .data import Task, check_images
 from .device import check_seed, choose_precision, resolve_device
 from .errors import PDDLiteError
 from .metrics import evaluate
@@ -67,6 +67,12 @@ class Detector:
         """A one-line error naming the call to make, before a model that has not been fitted is used."""
         if not self.is_fitted():
             raise PDDLiteError(f"this {type(self).__name__} model is not fitted yet: call fit(task) first")
+
+    def checked_images(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The images to score, through the data layer's one check (:func:`pddlite.data.check_images`):
+        in [-1, 1], finite, and of the shape this fitted model was trained on."""
+        self.check_fitted()
+        return check_images(images, self.image_shape_)
 
     @classmethod
     def run(cls, task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",

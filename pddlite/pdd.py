@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Task, check_images, task_from_partial_labels
+from .data import Task, task_from_partial_labels
 from .detector import Detector
 from .device import seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
@@ -206,6 +206,8 @@ class PDD(Detector):
     ``prototype_labels_``, ``scorer_`` (:class:`~pddlite.scoring.PrototypeKDE` or
     :class:`~pddlite.scoring.UMAPKDE`), ``history_`` (per-epoch losses of each stage), ``stage_``.
     """
+
+    method: str = "pdd"
 
     def __init__(
         self,
@@ -403,8 +405,7 @@ class PDD(Detector):
     # ------------------------------------------------------------------ scoring
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """f(x): the (normalised) discriminator features, eval mode, on the model's device."""
-        self.check_fitted()
-        images = check_images(images, self.image_shape_).to(self.device)
+        images = self.checked_images(images).to(self.device)
         return embed(self._embedder(), images, self.config.normalization, getattr(self, "center_", None))
 
     def _embedder(self) -> torch.nn.Module:

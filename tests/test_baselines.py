@@ -220,6 +220,17 @@ def test_fit_on_plain_images(task):
         mcdd.decision_function(torch.zeros(3, 3, 64, 64))
 
 
+def test_the_training_cap_keeps_the_same_images_from_a_task_or_from_arrays(task):
+    """One cap on training images: fit(task) and fit(images, labels) keep the same subset, and so
+    does PDD (Task.subsample_train), so every detector trains on the same images."""
+    model = MCDD(profile="smoke", device="cpu", progress=False, seed=3, max_train_images=100)
+    images, labels, _ = model._training_data(task.train_images, task.train_labels)
+    from_task, task_labels, _ = model._training_data(task, None)
+    assert len(images) == 100
+    assert torch.equal(images, from_task) and torch.equal(labels, task_labels)
+    assert torch.equal(images, task.subsample_train(100, seed=3).train_images)
+    assert not torch.equal(images, task.subsample_train(100, seed=4).train_images)
+
 # --------------------------------------------------------------------------- EGBAD
 
 

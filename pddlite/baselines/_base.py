@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Task, check_images, check_labels
+from ..data import Task, check_images, check_labels, subsample_indices
 from ..detector import Detector, unknown_options
 from ..device import seed_everything
 from ..errors import PDDLiteError
@@ -133,8 +133,7 @@ class BaselineDetector(Detector):
         differences of network outputs (GANomaly's latent error, Deep SVDD's distance to c), which
         bfloat16's 8-bit mantissa would round into ties. It is one forward pass over the test set.
         """
-        self.check_fitted()
-        x = check_images(images, self.image_shape_)
+        x = self.checked_images(images)
         with network_mode(*self._scoring_modules(), train=False):
             out = []
             for part in x.split(chunk):
@@ -157,9 +156,8 @@ class BaselineDetector(Detector):
             if y is None:
                 raise PDDLiteError(f"{type(self).__name__} is trained on labeled normal data: pass fit(images, labels)")
             labels = check_labels(y, len(images))
-        if self.max_train_images is not None and len(images) > self.max_train_images:
-            g = torch.Generator().manual_seed(self.seed)
-            keep = torch.randperm(len(images), generator=g)[: self.max_train_images].sort().values
+        keep = subsample_indices(len(images), self.max_train_images, self.seed)
+        if keep is not None:
             images = images[keep]
             labels = labels[keep] if labels is not None else None
         images = images.to(self.device)

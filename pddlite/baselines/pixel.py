@@ -63,8 +63,7 @@ class _PixelDetector(Detector):
 
     def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         """Anomaly scores, higher = more anomalous, float64 NumPy."""
-        self.check_fitted()
-        x = check_images(images, self.image_shape_).detach().cpu().double().flatten(1)
+        x = self.checked_images(images).detach().cpu().double().flatten(1)
         out = [self._score(part) for part in x.split(self.chunk_size)]
         return torch.cat(out).numpy() if out else np.empty(0)
 
