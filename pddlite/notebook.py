@@ -4,6 +4,7 @@
 
     nb = setup()                  # prints what it chose; nb.device, nb.profile, nb.seed, nb.checkpoints
     task = default_task(nb)       # MNIST, anomaly 1, 20 shots; mnist-5k in smoke or when offline
+    pretrained, tuned = pretrained_and_tuned(nb, task)   # load-or-train, shared by notebooks 2, 4, 5 and 7
 
 The profile is ``$PDDLITE_PROFILE`` when set, else ``colab`` on a GPU (the paper's networks, sized
 for a Colab session) and ``quick`` on a CPU: the one place where the series makes that choice.
@@ -20,9 +21,11 @@ from pathlib import Path
 
 import torch
 
+from .ablation import tune_up_from
 from .data import Task, default_data_root, make_task
 from .device import resolve_device, seed_everything
 from .errors import PDDLiteError
+from .pdd import PDD
 from .profiles import Profile, get_profile
 
 #: where ``use_drive=True`` keeps each kind of file on Google Drive (Colab)
@@ -43,6 +46,17 @@ class NotebookSetup:
     def checkpoint(self, name: str) -> Path:
         """The path of checkpoint ``name`` (``"pdd-anomaly1.pt"``, ...) in this profile's folder."""
         return self.checkpoints / name
+
+    def pdd_checkpoints(self, task: Task) -> tuple[Path, Path]:
+        """The two checkpoints of PDD on ``task``: after pre-training, and after the tune-up.
+
+        Every notebook names them alike, so a stage trained in one notebook (pre-training in 2) is
+        loaded by the next (4, 5 and 7) instead of trained again. They are two files, so that the
+        pre-trained model stays for the before / after comparisons of Figs. 9-15.
+        """
+        anomaly = "-".join(str(a) for a in task.anomaly_classes)
+        name = f"pdd-{task.dataset}-anomaly{anomaly}-shots{task.shots}-seed{task.seed}"
+        return self.checkpoint(f"{name}-pretrain.pt"), self.checkpoint(f"{name}.pt")
 
 
 def notebook_profile(device: torch.device, profile: str | Profile | None = None) -> Profile:
@@ -73,7 +87,9 @@ def setup(seed: int = 0, profile: str | Profile | None = None, device: str = "au
     )
     if verbose:
         where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU (no GPU found)"
-        print(f"device:      {where}")
+        print(f"device:      {where} (torch {torch.__version__})")
+        if dev.type != "cuda" and "google.colab" in sys.modules:  # pragma: no cover - Colab only
+            print("for the paper's networks: Runtime > Change runtime type > T4 GPU, then run all cells again")
         print(f"profile:     {prof.name} ({prof.description})")
         print(f"seed:        {seed}")
         print(f"datasets:    {nb.data}")
@@ -96,3 +112,15 @@ def default_task(nb: NotebookSetup, dataset: str = "mnist", anomaly: int = 1, sh
             raise
         print(f"{err}\n-> falling back to the offline mnist-5k")
         return make_task("mnist-5k", anomaly=anomaly, shots=shots, seed=nb.seed, **options)
+
+
+def pretrained_and_tuned(nb: NotebookSetup, task: Task) -> tuple[PDD, PDD]:
+    """PDD after pre-training, and a tuned copy of it: each loaded from its checkpoint
+    (:meth:`NotebookSetup.pdd_checkpoints`) when an earlier notebook trained it, else trained and saved.
+
+    ``fit(task)`` is the same two stages in one call; here they stay two models, so that a notebook
+    can compare them. Other tune-ups of the same pre-training: :func:`pddlite.ablation.tune_up_from`.
+    """
+    pretrain_path, tuned_path = nb.pdd_checkpoints(task)
+    pretrained = PDD(profile=nb.profile, device=nb.device, seed=nb.seed, checkpoint=pretrain_path).pretrain(task)
+    return pretrained, tune_up_from(pretrained, task, checkpoint=tuned_path)

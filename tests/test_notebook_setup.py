@@ -1,5 +1,6 @@
 """pddlite.notebook: the series' setup in one call, and its default task with the offline fallback."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,3 +48,28 @@ def test_the_default_task_falls_back_to_mnist_5k_in_one_line(monkeypatch, capsys
     monkeypatch.setattr(notebook, "make_task", lambda name, **kw: (_ for _ in ()).throw(PDDLiteError("broken")))
     with pytest.raises(PDDLiteError, match="broken"):
         notebook.default_task(smoke)  # the offline data itself failing is not hidden
+
+
+def test_the_series_shares_each_pdd_stage_through_one_pair_of_checkpoints(monkeypatch, tmp_path):
+    """Notebook 2 pre-trains, notebooks 4, 5 and 7 load that pre-training and share one tune-up:
+    the second call trains nothing and gives the same scores."""
+    from pddlite import make_task
+    from pddlite.trainer import EpochTrainer
+
+    task = make_task("mnist-5k", anomaly=1, shots=5, seed=0, device="cpu")
+    nb = notebook.NotebookSetup(torch.device("cpu"), notebook.get_profile("smoke"), 0, None, tmp_path, tmp_path)
+    pre_path, tuned_path = nb.pdd_checkpoints(task)
+    assert (pre_path.name, tuned_path.name) == ("pdd-mnist-5k-anomaly1-shots5-seed0-pretrain.pt",
+                                                "pdd-mnist-5k-anomaly1-shots5-seed0.pt")
+    pretrained, tuned = notebook.pretrained_and_tuned(nb, task)
+    assert pre_path.exists() and tuned_path.exists()
+    assert (pretrained.stage_.value, tuned.stage_.value) == ("pretrained", "done")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stage with a checkpoint was trained again")
+
+    monkeypatch.setattr(EpochTrainer, "fit", no_training)
+    pretrained_again, tuned_again = notebook.pretrained_and_tuned(nb, task)
+    images = task.test_images[:64]
+    assert np.array_equal(tuned_again.decision_function(images), tuned.decision_function(images))
+    assert np.array_equal(pretrained_again.decision_function(images), pretrained.decision_function(images))
