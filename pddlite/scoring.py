@@ -49,7 +49,7 @@ def _as_float64(z: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
 
 
 #: the scorings a PDD configuration can name (``PDDConfig.scoring``)
-SCORINGS = ("kde", "umap", "umap-inductive")
+SCORINGS = ("kde", "kde-pseudo", "umap", "umap-inductive")
 
 
 class Scorer(Protocol):
@@ -101,6 +101,7 @@ class PrototypeKDE:
         self.prototypes_ = z
         self.labels_ = y
         self._member = y[None, :] == classes[:, None]  # C x P
+        self._columns = [torch.nonzero(m).flatten() for m in self._member]  # each class's prototypes
         log_d = self.log_density(z)  # P x C
         other = ~self._member.T  # P x C: prototype p is of another class than column n
         self.log_dmax_ = log_d.masked_fill(~other, float("-inf")).max(dim=0).values
@@ -129,14 +130,14 @@ class PrototypeKDE:
         p_sq = (p * p).sum(1)
         counts = self._member.sum(1).to(torch.float64)
         log_norm = counts.log() + 0.5 * d * math.log(2 * math.pi * self.bandwidth**2)
-        neg_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=p.device)
         out = []
         for part in z.split(self.chunk_size):
             part = part - centre
             d2 = ((part * part).sum(1)[:, None] + p_sq[None, :] - 2.0 * part @ p.T).clamp_min(0.0)
             e = -d2 / (2.0 * self.bandwidth**2)  # N x P
-            masked = torch.where(self._member[None, :, :], e[:, None, :], neg_inf)  # N x C x P
-            out.append(torch.logsumexp(masked, dim=2) - log_norm[None, :])
+            # one log-sum-exp per class over its own columns: memory N x P, whatever the classes
+            log_d = torch.stack([torch.logsumexp(e[:, cols], dim=1) for cols in self._columns], dim=1)
+            out.append(log_d - log_norm[None, :])
         return torch.cat(out)
 
     def _log_ratios(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,6 +335,17 @@ class UMAPKDE:
         return self.score(z)
 
 
+def pseudo_labels(z_proto: torch.Tensor, y_proto: torch.Tensor, z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """The class of each row of ``z``'s nearest prototype (Euclidean): pseudo-labels for unlabeled
+    embeddings, as few-shot and semi-supervised learning assign them (beyond the paper)."""
+    zp = _as_float64(z_proto, "prototype embeddings")
+    zu = _as_float64(z, "unlabeled embeddings").to(zp.device)
+    y = torch.as_tensor(y_proto).to(zp.device).flatten()
+    nearest = torch.cat([torch.cdist(part, zp).argmin(dim=1) for part in zu.split(chunk)]) if len(zu) else \
+        torch.empty(0, dtype=torch.int64, device=zp.device)
+    return y[nearest]
+
+
 def make_scorer(
     scoring: str,
     bandwidth: float,
@@ -346,20 +358,30 @@ def make_scorer(
     """The fitted scorer that ``scoring`` names (:data:`SCORINGS`), as a PDD configuration states it.
 
     ``"kde"`` is Eq. 7 with kernel width ``bandwidth``, or ``bandwidth`` times the prototypes'
-    median within-class distance with ``bandwidth_unit="intra-median"``; ``"umap"`` the sample
-    notebook's transductive UMAP-KDE; ``"umap-inductive"`` the same with UMAP fitted on the
-    training embeddings, which ``train_embeddings()`` returns (called only for that scoring).
+    median within-class distance with ``bandwidth_unit="intra-median"``. ``"kde-pseudo"`` is Eq. 7
+    with every unlabeled training image added to the prototypes of its nearest prototype's class
+    (:func:`pseudo_labels`; beyond the paper), the same kernel width measured on the labeled
+    prototypes. ``"umap"`` is the sample notebook's transductive UMAP-KDE; ``"umap-inductive"`` the
+    same with UMAP fitted on the training embeddings. ``train_embeddings()`` returns the embedded
+    unlabeled training images; it is called only by the scorings that use them. Every scoring but
+    ``"umap"`` is inductive: once fitted, an image's score does not depend on the others scored.
     """
     if scoring not in SCORINGS:
         raise PDDLiteError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORINGS)}")
-    if scoring == "kde":
+    if scoring in ("kde", "kde-pseudo"):
         w = bandwidth * (median_intra_class_distance(z_proto, y_proto) if bandwidth_unit == "intra-median" else 1.0)
-        return PrototypeKDE(w).fit(z_proto, y_proto)
+        if scoring == "kde":
+            return PrototypeKDE(w).fit(z_proto, y_proto)
     if scoring == "umap":
         return UMAPKDE(bandwidth, transductive=True, random_state=random_state).fit(z_proto, y_proto)
     if train_embeddings is None:
-        raise PDDLiteError("the inductive UMAP scoring needs the training embeddings (train_embeddings)")
-    return UMAPKDE(bandwidth, transductive=False, random_state=random_state).fit(z_proto, y_proto, train_embeddings())
+        raise PDDLiteError(f"the {scoring} scoring needs the embedded unlabeled training images (train_embeddings)")
+    z_train = train_embeddings()
+    if scoring == "kde-pseudo":
+        y_train = pseudo_labels(z_proto, y_proto, z_train)
+        return PrototypeKDE(w).fit(torch.cat([torch.as_tensor(z_proto).to(z_train), z_train]),
+                                   torch.cat([torch.as_tensor(y_proto).to(y_train), y_train]))
+    return UMAPKDE(bandwidth, transductive=False, random_state=random_state).fit(z_proto, y_proto, z_train)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import torch
 from sklearn.neighbors import KernelDensity
 
 from pddlite.errors import PDDLiteError
-from pddlite.scoring import UMAPKDE, PrototypeKDE, make_scorer, median_intra_class_distance
+from pddlite.scoring import UMAPKDE, PrototypeKDE, make_scorer, median_intra_class_distance, pseudo_labels
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -387,5 +387,32 @@ def test_make_scorer_builds_the_scorer_a_configuration_names():
     assert not asked  # the training embeddings are computed only for the inductive UMAP
     with pytest.raises(PDDLiteError, match="unknown scoring"):
         make_scorer("svm", 1.0, "absolute", z, y)
-    with pytest.raises(PDDLiteError, match="training embeddings"):
+    with pytest.raises(PDDLiteError, match="training images"):
         make_scorer("umap-inductive", 1.0, "absolute", z, y)
+    with pytest.raises(PDDLiteError, match="training images"):
+        make_scorer("kde-pseudo", 1.0, "absolute", z, y)
+
+
+def test_pseudo_labels_are_the_nearest_prototype_s_class_by_hand():
+    z_proto = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]])
+    y_proto = torch.tensor([3, 3, 7, 7])
+    z = torch.tensor([[0.4, 5.0], [5.4, 0.0], [5.6, 0.0], [100.0, -1.0]])
+    assert pseudo_labels(z_proto, y_proto, z).tolist() == [3, 3, 7, 7]
+    assert pseudo_labels(z_proto, y_proto, z, chunk=1).tolist() == [3, 3, 7, 7]
+    assert pseudo_labels(z_proto, y_proto, z[:0]).tolist() == []
+
+
+def test_kde_pseudo_is_eq7_on_the_prototypes_and_the_pseudo_labeled_images():
+    """The kernel width is measured on the labeled prototypes; the unlabeled embeddings join the
+    class of their nearest prototype, and Eq. 7 (densities and its scaling) runs on all of them."""
+    z, y = (torch.as_tensor(a) for a in make_prototypes(0))
+    rng = np.random.default_rng(5)
+    z_train = z[rng.integers(0, len(z), 40)] + torch.as_tensor(rng.normal(0, 0.05, (40, z.shape[1])))
+    t = z + 0.01
+    got = make_scorer("kde-pseudo", 0.25, "intra-median", z, y, train_embeddings=lambda: z_train).rank_score(t)
+    w = 0.25 * median_intra_class_distance(z, y)
+    nearest = torch.cdist(z_train, z).argmin(dim=1)
+    want = PrototypeKDE(w).fit(torch.cat([z, z_train]), torch.cat([y, y[nearest]])).rank_score(t)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    alone = PrototypeKDE(w).fit(z, y).rank_score(t)
+    assert not torch.equal(got, alone)
