@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import check_seed
+from .device import check_seed, resolve_device
 from .errors import PDDLiteError
 
 #: Datasets that :func:`make_task` knows, with their class names.
@@ -373,7 +373,10 @@ def load_dataset(
 
 
 def _as_class_tuple(anomaly: int | Sequence[int], n_classes: int, dataset: str) -> tuple[int, ...]:
-    classes = (anomaly,) if isinstance(anomaly, (int, np.integer)) else tuple(anomaly)
+    try:
+        classes = (anomaly,) if isinstance(anomaly, (int, np.integer)) else tuple(anomaly)
+    except TypeError:  # 1.0 or None: neither a class number nor a list of them
+        raise PDDLiteError(f"anomaly must be a class number or a list of them, got {anomaly!r}") from None
     if not classes:
         raise PDDLiteError("name at least one anomaly class")
     out = []
@@ -388,7 +391,8 @@ def _as_class_tuple(anomaly: int | Sequence[int], n_classes: int, dataset: str) 
     return tuple(sorted(set(out)))
 
 
-def _check_shots(shots: int) -> None:
+def check_shots(shots: int) -> None:
+    """One line unless ``shots`` is a whole number >= 2 (before any data is read)."""
     if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 2:
         raise PDDLiteError(f"shots must be an integer >= 2 (pairs within a class are needed), got {shots!r}")
 
@@ -442,7 +446,7 @@ def split_task(
         raise PDDLiteError(
             "every class is marked anomalous: leave at least one (PDD needs two or more) normal classes"
         )
-    _check_shots(shots)
+    check_shots(shots)
     seed = check_seed(seed)
     proto_idx_t = _draw_prototypes(train_labels, normal_classes, shots, seed)
     keep = torch.isin(train_labels, torch.tensor(normal_classes))
@@ -476,7 +480,13 @@ def _assemble(train_images, train_labels, keep, proto_idx, test_images, test_lab
         class_names=tuple(class_names),
         split=split,
     )
-    return task.to(device) if device is not None else task
+    return task.to(resolve_device(device)) if device is not None else task
+
+
+def _is_fraction(value: object) -> bool:
+    """A real number strictly between 0 and 1 (numpy's included; not a bool, a string or NaN)."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and 0.0 < float(value) < 1.0)
 
 
 def make_task(
@@ -535,14 +545,14 @@ def split_validation_task(
     the training split (about 10% for one MNIST digit, as in the test split). The held-out images
     take the place of the test split (``task.split == "validation"``); the test split is not read.
     """
-    if not 0.0 < float(holdout) < 1.0:
+    if not _is_fraction(holdout):
         raise PDDLiteError(f"holdout must be a fraction in (0, 1), got {holdout!r}")
     present = sorted(int(c) for c in torch.unique(train_labels))
     anomaly_classes = _as_class_tuple(anomaly, max(present) + 1 if present else 0, dataset)
     normal_classes = tuple(c for c in present if c not in anomaly_classes)
     if len(normal_classes) < 2 or any(c not in present for c in anomaly_classes):
         raise PDDLiteError("a validation task needs training images of the anomaly class and of two or more normal classes")
-    _check_shots(shots)
+    check_shots(shots)
     seed = check_seed(seed)
     proto_idx = _draw_prototypes(train_labels, normal_classes, shots, seed)
     generator = torch.Generator().manual_seed(seed + 1)  # independent of the prototype draw
@@ -560,7 +570,10 @@ def split_validation_task(
     n_anomalies = min(len(anomalies), max(1, int(round(rate / (1.0 - rate) * len(held_normal)))))
     held_anomaly = anomalies[torch.randperm(len(anomalies), generator=generator)[:n_anomalies]]
     if len(held_normal) == 0:
-        raise PDDLiteError("the holdout leaves no validation images: raise holdout or use more training images")
+        raise PDDLiteError(
+            f"the holdout leaves no validation images: a holdout of {float(holdout)} of the {int(pool.sum())} normal "
+            f"training images left after shots={shots} prototypes a class rounds to none; lower shots, raise "
+            "holdout or use more training images")
     keep = torch.isin(train_labels, torch.tensor(normal_classes))
     keep[held_normal] = False
     if remove_prototypes:
@@ -656,7 +669,7 @@ def make_task_from_arrays(
     if test_images is None:
         from sklearn.model_selection import train_test_split
 
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+        if not _is_fraction(test_fraction):
             raise PDDLiteError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
         classes, counts = torch.unique(y, return_counts=True)
         if int(counts.min()) < 2:
@@ -665,7 +678,8 @@ def make_task_from_arrays(
                                "(or pass test_images and test_labels)")
         try:
             train_idx, test_idx = train_test_split(
-                np.arange(len(y)), test_size=test_fraction, stratify=y.numpy(), random_state=check_seed(seed) % 2**32
+                np.arange(len(y)), test_size=float(test_fraction), stratify=y.numpy(),
+                random_state=check_seed(seed) % 2**32
             )
         except ValueError as err:  # too few images for this fraction of every class
             raise PDDLiteError(f"cannot split off a test_fraction of {test_fraction} with every class in both parts "

@@ -401,3 +401,41 @@ def test_damaged_torchvision_files_are_named_as_damaged_not_as_missing(tmp_path,
     with pytest.raises(PDDLiteError, match="damaged; delete .*MNIST.* and run again") as err:
         make_task("mnist", anomaly=2, shots=3, seed=0, root=tmp_path, download=False)
     assert "not found" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_object_images_and_a_nan_in_fit_arrays_are_named_as_the_input_s():
+    from pddlite.data import task_from_partial_labels
+
+    x, y = tiny_arrays()
+    with pytest.raises(PDDLiteError, match="must be numbers .*got dtype object"):
+        make_task_from_arrays(x.astype(object), y, anomaly=1, shots=2)
+    # fit(X, y) builds its task here: a NaN pixel is the input's, not a diverged network's
+    images = torch.rand(8, 1, 28, 28) * 2 - 1
+    images[2, 0, 3, 3] = float("nan")
+    with pytest.raises(PDDLiteError, match="the images contain NaN or infinite values") as err:
+        task_from_partial_labels(images, torch.tensor([-1, -1, -1, -1, 0, 0, 1, 1]))
+    assert "diverged" not in str(err.value)
+
+
+def test_anomalies_devices_and_fractions_of_the_wrong_kind_are_refused_in_one_line():
+    from pddlite.data import make_validation_task
+
+    x, y = tiny_arrays()
+    for anomaly in (1.0, None):
+        with pytest.raises(PDDLiteError, match="anomaly must be a class number or a list of them"):
+            make_task_from_arrays(x, y, anomaly=anomaly, shots=2)
+        with pytest.raises(PDDLiteError, match="anomaly must be a class number"):
+            make_task("mnist-5k", anomaly=anomaly)
+    with pytest.raises(PDDLiteError, match="unknown device 'tpu'"):
+        make_task("mnist-5k", anomaly=1, device="tpu")
+    # a numpy fraction is a fraction; a string is not one
+    assert len(make_task_from_arrays(x, y, anomaly=1, shots=2, test_fraction=np.float32(0.25)).test_images) == 6
+    with pytest.raises(PDDLiteError, match="test_fraction must lie strictly between 0 and 1, got '0.2'"):
+        make_task_from_arrays(x, y, anomaly=1, shots=2, test_fraction="0.2")
+    for holdout in ("a fifth", None, True, 0.0, float("nan")):
+        with pytest.raises(PDDLiteError, match=r"holdout must be a fraction in \(0, 1\)"):
+            make_validation_task("mnist-5k", anomaly=1, holdout=holdout)
+    assert make_validation_task("mnist-5k", anomaly=1, holdout=np.float32(0.3)).split == "validation"
+    # one image a class left after the prototypes: the shots are the cause, and the message says so
+    with pytest.raises(PDDLiteError, match="left after shots=399 prototypes a class rounds to none; lower shots"):
+        make_validation_task("mnist-5k", anomaly=1, shots=399)
