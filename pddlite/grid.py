@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import json
+import numbers
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .data import DATASETS, canonical_dataset_name
+from .data import DATASETS, canonical_dataset_name, check_shots
+from .device import MAX_SEED
 from .errors import PDDLiteError
 from .experiment import run_task, settings_fingerprint
 from .files import check_output_folder, claim, release, write_text_atomically
@@ -96,16 +98,25 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
 
 
 def _rep_list(reps: int | Iterable[int]) -> list[int]:
+    """Repetition indices from a count or a list; each is the seed of its repetition."""
     if isinstance(reps, bool):
         raise PDDLiteError(f"reps must be a number of repetitions or a list of repetition indices, got {reps!r}")
-    if isinstance(reps, int):
+    if isinstance(reps, numbers.Integral):
         if reps < 1:
             raise PDDLiteError(f"reps must be at least 1, got {reps}")
-        return list(range(reps))
-    out = sorted(set(int(r) for r in reps))
-    if not out or out[0] < 0:
-        raise PDDLiteError("repetition indices must be integers >= 0 (and at least one)")
-    return out
+        if reps - 1 > MAX_SEED:  # repetition r is seeded with r
+            raise PDDLiteError(f"reps must be at most 2**62, got {reps}: repetition r runs with seed r, and seeds "
+                               "end at 2**62 - 1")
+        return list(range(int(reps)))
+    try:
+        values = list(reps)
+    except TypeError:
+        values = []
+    if not values or any(isinstance(r, bool) or not isinstance(r, numbers.Integral) or not 0 <= r <= MAX_SEED
+                         for r in values):
+        raise PDDLiteError("reps must be a number of repetitions or a list of repetition indices from 0 to "
+                           f"2**62 - 1 (they are the seeds); got {reps!r}")
+    return sorted(set(int(r) for r in values))
 
 
 def grid_runs(
@@ -310,6 +321,7 @@ def count_finished(
     A file that :func:`replicate` would re-run (another task, profile or settings) counts as not done.
     """
     prof = get_profile(profile)
+    check_shots(shots)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the real run says which rows it re-runs and why
@@ -351,6 +363,7 @@ def replicate(
     from tqdm.auto import tqdm
 
     prof = get_profile(profile)
+    check_shots(shots)  # before any run is claimed, not in the first one
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
     out = check_output_folder(out_dir)
     rows: dict[RunSpec, dict[str, Any]] = {}

@@ -360,3 +360,18 @@ def test_a_claim_left_by_a_dead_process_is_taken_over_and_a_live_one_is_respecte
     release(live)
     assert claim(live) and claim_path(live).exists()  # free again: this process holds it now
     release(live)
+
+
+def test_reps_beyond_the_seeds_and_impossible_shots_are_refused_before_any_run(tmp_path, capsys):
+    import numpy as np
+
+    with pytest.raises(PDDLiteError, match=r"reps must be at most 2\*\*62"):
+        grid_runs(["mnist"], ["mcdd"], 2**64)  # once an OverflowError while the run list was built
+    with pytest.raises(PDDLiteError, match=r"repetition indices from 0 to 2\*\*62 - 1"):
+        grid_runs(["mnist"], ["mcdd"], [0, 2**63])
+    assert [r.rep for r in grid_runs(["mnist"], ["mcdd"], np.int64(2), anomalies=[0])] == [0, 1]
+    # a dry run says what is wrong with --shots instead of counting runs that cannot start
+    assert main(["replicate", "--datasets", "mnist-5k", "--methods", "pixel-knn", "--shots", "1", "--dry-run",
+                 "--profile", "smoke", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "shots must be an integer >= 2" in err and "\n" not in err
