@@ -214,8 +214,14 @@ def _malformed(row: dict[str, Any]) -> str | None:
     seed = row.get("seed", row.get("rep", 0))
     if isinstance(seed, bool) or not isinstance(seed, int):
         return f"seed is {seed!r}, not a whole number"
+    shots = row.get("shots", 20)
+    if isinstance(shots, bool) or not isinstance(shots, int):
+        return f"shots is {shots!r}, not a whole number"
     if not isinstance(row["dataset"], str) or not isinstance(row["method"], str):
         return "dataset and method must be names"
+    for key in ("profile", "split", "variant"):  # they name the series a row belongs to
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"{key} is {row[key]!r}, not a name"
     return None
 
 
@@ -404,7 +410,14 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, prof
     found = load_result_files(results_dir)
     if not found:
         raise PDDLiteError(f"no result rows under {results_dir}: run `pddlite replicate --out {results_dir}` first")
+    if shots is not None and not any(row.get("shots", 20) == shots for _, row in found):
+        present = sorted({str(row.get("shots", 20)) for _, row in found})
+        raise PDDLiteError(f"no result rows of shots {shots} under {results_dir}; its rows have shots "
+                           f"{', '.join(present)} (pass one of those to --shots)")
     kept, skipped = consistent_rows(found, shots)
+    if not kept:  # every row was left out: say why, not that there are none
+        raise PDDLiteError(f"none of the {len(found)} result rows under {results_dir} can be reported: {skipped[0]}"
+                           + (f" (and {len(skipped) - 1} more left out)" if len(skipped) > 1 else ""))
     rows, chosen = choose_profile(choose_split(kept, split), profile)
     if not rows:
         raise PDDLiteError(f"no result rows under {results_dir}: run `pddlite replicate --out {results_dir}` first")

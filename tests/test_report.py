@@ -196,3 +196,39 @@ def test_the_report_never_averages_copies_other_shots_other_settings_or_malforme
     err = capsys.readouterr().err
     assert err.count("report: skipped ") == 11
     assert "8 runs" in (tmp_path / "figures" / "summary.md").read_text()
+
+
+def test_report_out_a_file_and_folders_whose_rows_cannot_be_reported_are_named(tmp_path, capsys):
+    import json
+
+    write_results(tmp_path / "res", datasets=("mnist",), methods=("mcdd",), anomalies=(0,), reps=2)
+    (tmp_path / "plain").write_text("x")
+    assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "plain")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "plain is a file, not a folder" in err and "\n" not in err
+    # rows are there, of another shots count: say which, not "run replicate first"
+    with pytest.raises(PDDLiteError, match=r"no result rows of shots 10 .*have shots 20 \(pass one of those"):
+        make_report(tmp_path / "res", shots=10)
+    for f in (tmp_path / "res").rglob("*.json"):
+        f.write_text(json.dumps({**json.loads(f.read_text()), "auroc": "0.9"}))
+    with pytest.raises(PDDLiteError, match=r"none of the 2 result rows .*auroc is '0.9', not a number in \[0, 1\] "
+                                           r"\(and 1 more left out\)"):
+        make_report(tmp_path / "res")
+
+
+def test_rows_with_a_list_or_a_mapping_for_a_name_are_left_out_not_a_traceback(tmp_path):
+    from pathlib import Path
+
+    from pddlite.report import consistent_rows
+
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(0,), reps=1)
+    found = load_result_files(tmp_path)
+    row = found[0][1]
+    odd = (("variant", [1]), ("shots", [20]), ("shots", "20"), ("profile", {"name": "paper"}), ("split", ["test"]))
+    found += [(Path(f"odd{i}.json"), {**row, "seed": 5 + i, key: value}) for i, (key, value) in enumerate(odd)]
+    kept, skipped = consistent_rows(found)
+    assert kept == [row]
+    reasons = "\n".join(skipped)
+    for text in ("variant is [1], not a name", "shots is [20], not a whole number", "shots is '20', not a whole",
+                 "profile is {'name': 'paper'}, not a name", "split is ['test'], not a name"):
+        assert text in reasons
