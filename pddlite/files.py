@@ -44,13 +44,19 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     return target
 
 
-def _probe(folder: Path, flag: str, target: Path | None = None) -> None:
-    shown = target if target is not None else folder
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (itself included) when it is a file, not a folder."""
     for parent in [folder, *folder.parents]:
         if parent.exists():
-            if not parent.is_dir():
-                raise PDDLiteError(f"{flag} {shown}: {parent} is a file, not a folder")
-            break
+            return None if parent.is_dir() else parent
+    return None
+
+
+def _probe(folder: Path, flag: str, target: Path | None = None) -> None:
+    shown = target if target is not None else folder
+    blocked = _file_in_the_way(folder)
+    if blocked is not None:
+        raise PDDLiteError(f"{flag} {shown}: {blocked} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".pddlite-write-test-{uuid.uuid4().hex}"
@@ -61,16 +67,31 @@ def _probe(folder: Path, flag: str, target: Path | None = None) -> None:
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` through ``write(file)`` into a temporary file, fsync, then rename over ``path``."""
+    """Write ``path`` through ``write(file)`` into a temporary file, fsync, then rename over ``path``.
+
+    A path that cannot hold a file (empty, a folder, under a file) or a file system that refuses the
+    write (read-only, full) is one line, not a traceback: a model's ``save(path)`` and a checkpoint
+    written between epochs come here without the command line's checks before them.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if str(path).strip() == "" or target.name in ("", ".", ".."):
+        raise PDDLiteError(f"{str(path)!r} names no file (an empty path is the current folder): give a file path")
+    if target.is_dir():
+        raise PDDLiteError(f"{target} is a folder: give a file path inside it, e.g. {target / 'model.pt'}")
+    blocked = _file_in_the_way(target.parent)
+    if blocked is not None:
+        raise PDDLiteError(f"cannot write {target}: {blocked} is a file, not a folder")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise PDDLiteError(f"cannot write {target} ({err.strerror or err}): choose a writable location") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

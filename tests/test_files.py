@@ -91,3 +91,23 @@ def test_the_commands_check_where_they_write_before_they_train(tmp_path, capsys,
             "--device", "cpu", "--no-progress"]
     assert "is a file, not a folder" in _one_line_error(capsys, grid + ["--out", str(tmp_path / "plain")])
     assert "is a file, not a results folder" in _one_line_error(capsys, ["report", str(tmp_path / "plain")])
+
+
+def test_a_file_written_where_no_file_can_be_is_refused_in_one_line(tmp_path, monkeypatch):
+    import pddlite.files
+
+    (tmp_path / "plain").write_text("x")
+    # what model.save(path) and a checkpoint between epochs meet without the command line's checks
+    for where, message in ((tmp_path, "is a folder: give a file path inside it"),
+                           (tmp_path / "plain" / "model.pt", "plain is a file, not a folder"),
+                           ("", "names no file"), (Path(""), "names no file")):
+        with pytest.raises(PDDLiteError, match=message):
+            write_text_atomically(where, "row\n")
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(pddlite.files, "open", refuse, raising=False)
+    with pytest.raises(PDDLiteError, match=r"row.json \(Read-only file system\): choose a writable location"):
+        write_text_atomically(tmp_path / "row.json", "row\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["plain"]
