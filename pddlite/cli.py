@@ -171,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pddlite: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        what = {"run": "a run with --checkpoint resumes where it stopped",
+        method = getattr(args, "method", "pdd")  # only `run` has one; a baseline run keeps no checkpoint
+        what = {"run": "a run with --checkpoint resumes where it stopped" if method == "pdd"
+                else f"{method} keeps no checkpoint: run the command again to start over",
                 "replicate": "run the same command again: finished runs are kept and skipped"}.get(args.command, "")
         print("pddlite: interrupted" + (f" ({what})" if what else ""), file=sys.stderr)
         return 130

@@ -97,3 +97,24 @@ def test_console_script_prints_no_traceback():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "Traceback" not in proc.stderr and "unknown dataset" in proc.stderr
+
+
+def test_ctrl_c_says_how_to_go_on_with_what_was_interrupted(capsys, monkeypatch, tmp_path):
+    import pddlite.cli
+    import pddlite.grid
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pddlite.cli, "run_task", interrupt)
+    monkeypatch.setattr(pddlite.grid, "run_task", interrupt)
+    grid = ["replicate", "--datasets", "mnist-5k", "--methods", "pixel-knn", "--anomalies", "1", "--reps", "1",
+            "--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
+    for argv, advice in ((grid, "run the same command again: finished runs are kept"),
+                         (SMOKE, "a run with --checkpoint resumes where it stopped"),
+                         (SMOKE + ["--method", "pixel-knn"], "pixel-knn keeps no checkpoint")):
+        assert main(argv) == 130
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("pddlite: interrupted (") and advice in err and "\n" not in err
+        # only a PDD run has a --checkpoint to resume from
+        assert ("--checkpoint" in err) == (argv is SMOKE)
