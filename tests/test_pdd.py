@@ -315,3 +315,15 @@ def test_fit_on_arrays_with_minus_one_for_unlabeled_equals_fit_on_the_task(task,
         smoke().fit(X[:5], torch.zeros(5))
     with pytest.raises(PDDLiteError, match="takes no labels"):
         smoke().fit(task, y)
+
+
+def test_a_checkpoint_of_another_dataset_is_refused_not_resumed(task, tmp_path):
+    from pddlite import make_task_from_arrays
+
+    ckpt = tmp_path / "run.pt"
+    smoke(seed=0, checkpoint=ckpt).pretrain(task)
+    y = np.repeat(np.arange(10), 30)
+    x = np.random.default_rng(0).integers(0, 256, size=(len(y), 28, 28), dtype=np.uint8)
+    other = make_task_from_arrays(x, y, anomaly=1, shots=20, test_images=x, test_labels=y)  # same shapes and classes
+    with pytest.raises(PDDLiteError, match=r"trained on another task: dataset 'mnist-5k' \(this task: 'arrays'\)"):
+        smoke(seed=0, checkpoint=ckpt).fit(other)
