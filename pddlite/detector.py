@@ -70,9 +70,17 @@ class Detector:
 
     def checked_images(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """The images to score, through the data layer's one check (:func:`pddlite.data.check_images`):
-        in [-1, 1], finite, and of the shape this fitted model was trained on."""
+        in [-1, 1], finite, and of the shape this fitted model was trained on. A batch whose every
+        pixel is in [0, 1] is refused too: it is almost surely scaled to [0, 1] by mistake."""
         self.check_fitted()
-        return check_images(images, self.image_shape_)
+        x = check_images(images, self.image_shape_)
+        if len(x) > 1 and bool((x >= 0).all()):
+            # [0, 1] lies inside [-1, 1], so such images pass the range check and would be scored as
+            # if every dark pixel were mid-grey; a real batch in [-1, 1] has a dark pixel somewhere
+            raise PDDLiteError(
+                f"every pixel of these {len(x)} images is in [0, 1], not pddlite's [-1, 1]: rescale them with "
+                "x * 2 - 1 (make_task and make_task_from_arrays do it), or score images this bright one at a time")
+        return x
 
     @classmethod
     def run(cls, task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",

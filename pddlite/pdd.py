@@ -40,6 +40,7 @@ from .files import write_atomically
 from .gan import GANTrainer
 from .metrics import evaluate
 from .nets import init_weights, make_gan
+from .options import MAX_WIDTH, file_path, number, positive
 from .profiles import get_profile
 from .scoring import SCORINGS, make_scorer
 from .tuneup import TuneUpTrainer
@@ -152,10 +153,9 @@ class PDDConfig:
                               ("layout", LAYOUTS), ("bandwidth_unit", BANDWIDTH_UNITS)):
             if getattr(self, name) not in allowed:
                 raise PDDLiteError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
-        for name in ("lr", "margin_lr", "bandwidth", "width", "z_std"):
-            value = getattr(self, name)
-            if not (_is_number(value) and 0 < value < float("inf")):
-                raise PDDLiteError(f"{name} must be a positive number, got {value!r}")
+        for name in ("lr", "margin_lr", "bandwidth", "z_std"):
+            positive(name, getattr(self, name))
+        number("width", self.width, 0.0, MAX_WIDTH, low_open=True)
         for name in ("beta", "q_intra", "q_inter"):
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value):
@@ -224,8 +224,8 @@ class PDD(Detector):
     ):
         super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
         self.config = PDDConfig.for_variant(variant, self.profile, **options)
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.pretrain_cache = Path(pretrain_cache) if pretrain_cache is not None else None
+        self.checkpoint = file_path("checkpoint", checkpoint)
+        self.pretrain_cache = file_path("pretrain_cache", pretrain_cache)
         self.stage_ = Stage.NEW
         self.history_: dict[str, list[dict[str, float]]] = {"pretrain": [], "tuneup": []}
         self._expect_checkpoint(self.checkpoint)
@@ -260,6 +260,9 @@ class PDD(Detector):
     def _prepare(self, task: Task) -> Task:
         if not isinstance(task, Task):
             raise PDDLiteError("fit() takes a Task: build one with make_task(...) or make_task_from_arrays(...)")
+        if len(torch.unique(task.prototype_labels)) < 2:  # said before any training, not after it
+            raise PDDLiteError("PDD needs prototypes of at least two normal classes (Eq. 7 scales each class's "
+                               "density by the other classes' prototypes)")
         task = task.subsample_train(self.config.max_train_images, seed=self.seed).to(self.device)
         if not hasattr(self, "generator_"):
             seed_everything(self.seed, self.deterministic)
@@ -590,6 +593,9 @@ class PDD(Detector):
         model._restore(state)
         model.task_identity_ = state.get("task")
         if task is not None:
+            if model.task_identity_ is not None:  # the scorer is fitted on the task: it must be the model's
+                _check_task(state, task.subsample_train(model.config.max_train_images, model.seed).identity(),
+                            Path(path), what="loaded for")
             model.fit_scorer(task.to(model.device))
         return model
 
@@ -607,6 +613,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     missing = sorted(_CHECKPOINT_KEYS - set(state))
     if missing:
         raise PDDLiteError(f"{path} is an incomplete pddlite checkpoint (no {', '.join(missing)}); delete it or retrain")
+    damaged = _damaged_fields(state)
+    if damaged:
+        raise PDDLiteError(f"{path} is a damaged pddlite checkpoint ({damaged}); delete it or retrain")
     fields = {f.name for f in dataclasses.fields(PDDConfig)}
     if not isinstance(state["config"], dict) or set(state["config"]) != fields:
         extra = sorted(set(state["config"]) - fields) if isinstance(state["config"], dict) else []
@@ -620,12 +629,26 @@ _CHECKPOINT_KEYS = frozenset({"config", "architecture", "dataset", "seed", "stag
                               "discriminator"})
 
 
+def _damaged_fields(state: dict[str, Any]) -> str:
+    """What in a checkpoint's bookkeeping is not of its kind (empty when all is well)."""
+    arch = state["architecture"]
+    if state["stage"] not in {s.value for s in Stage}:
+        return f"unknown stage {state['stage']!r}"
+    if isinstance(state["seed"], bool) or not isinstance(state["seed"], int):
+        return f"seed {state['seed']!r} is not a whole number"
+    if not isinstance(arch, dict) or not {"image_shape", "width", "layout"} <= set(arch):
+        return "its architecture does not give image_shape, width and layout"
+    if not isinstance(state["history"], dict):
+        return "its history is not a mapping of stages"
+    return ""
+
+
 def _is_number(value: Any) -> bool:
     """A real number (an int or a float, not a bool)."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path) -> None:
+def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path, what: str = "resumed on") -> None:
     """Refuse a checkpoint written for another task (other classes, shots, seed, split or images)."""
     theirs = state.get("task")
     if theirs is None:
@@ -633,8 +656,9 @@ def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path) -> None
                            "delete it or use another path to train again")
     if theirs != mine:
         diff = ", ".join(f"{k} {theirs.get(k)!r} (this task: {mine[k]!r})" for k in mine if theirs.get(k) != mine[k])
-        raise PDDLiteError(f"checkpoint {path} was trained on another task: {diff}; "
-                           "use another --checkpoint path for this task")
+        advice = ("use another --checkpoint path for this task" if what == "resumed on"
+                  else "pass the task it was trained on (the same make_task arguments)")
+        raise PDDLiteError(f"checkpoint {path} was trained on another task: {diff}; {advice}")
 
 
 def _atomic_save(state: dict[str, Any], path: Path) -> Path:

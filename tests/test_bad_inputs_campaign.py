@@ -3,9 +3,7 @@
 The command-line cases are called through ``pddlite.cli.main`` in this process (the campaign runs
 them as ``python -m pddlite``); the cases that inject a fault into a process of their own, or start
 processes, are left to the campaign. Each case must end ``clean`` (refused in one line that names
-the problem) or ``handled`` (legitimate, and right); the cases in :data:`OPEN` are defects in code
-outside the campaign's modules, recorded with the category they have today, so that a fix shows
-here as a case to move out of the list.
+the problem) or ``handled`` (legitimate, and right).
 """
 
 from __future__ import annotations
@@ -29,19 +27,6 @@ def _campaign():
 
 campaign = _campaign()
 
-#: (door, case) -> its category today, and why it is not clean
-OPEN = {
-    ("PDD options", "checkpoint=True"): ("traceback", "PDD(checkpoint=...) takes Path() of any value"),
-    ("PDD options", "width a million"): ("silent-wrong", "PDDConfig.validate has no upper bound (baselines: 8)"),
-    ("baseline options", "egbad weight as a word"): ("traceback", "EGBAD compares weight before its type"),
-    ("baseline options", "ganomaly lr as a word"): ("traceback", "GANomaly compares lr before its type"),
-    ("baseline options", "mcdd bounded_scale 'no'"): ("silent-wrong", "MCDD takes bool() of any value"),
-    ("baseline options", "deepsvdd rep_dim 0"): ("silent-wrong", "DeepSVDD reads rep_dim 0 as the default"),
-    ("baseline options", "pixel-knn chunk_size 0"): ("traceback", "the pixel baselines never check chunk_size"),
-    ("baseline options", "pixel-knn chunk_size as a word"): ("traceback", "int() of any chunk_size"),
-    ("baseline options", "mcdd epochs as a numpy integer"): ("misleading", "the baselines take int, not np.integer"),
-    ("decision_function", "pixel-knn: pixels in [0, 1]"): ("silent-wrong", "[0, 1] lies inside [-1, 1]"),
-}
 
 #: each result-row case draws a report (a figure); one of each kind of wrong field is enough here
 ROW_SAMPLE = {"auroc as a string", "seed as a float", "variant as a list", "shots as a list", "profile as a mapping",
@@ -66,7 +51,6 @@ def test_the_campaign_has_cases_at_every_door():
     every = campaign.all_cases()
     assert len(every) >= 150
     assert {c.door for c in every} == set(campaign.DOORS)
-    assert set(OPEN) <= {(c.door, c.name) for c in CASES}, "an open case was renamed or now trains"
     assert ROW_SAMPLE <= {c.name for c in every if c.door == "result rows"}
     for case in every:  # each case has exactly one oracle
         assert (case.words is None) != (case.check is None), case.name
@@ -76,8 +60,4 @@ def test_the_campaign_has_cases_at_every_door():
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.door}: {c.name}" for c in CASES])
 def test_each_case_ends_clean_or_handled(case):
     row = campaign.run_case(case, in_process_cli=True)
-    known = OPEN.get((case.door, case.name))
-    if known is not None:
-        assert row["category"] == known[0], f"now {row['category']}: {row['detail']} (move it out of OPEN)"
-    else:
-        assert row["category"] in ("clean", "handled"), f"{row['category']}: {row['detail']}"
+    assert row["category"] in ("clean", "handled"), f"{row['category']}: {row['detail']}"

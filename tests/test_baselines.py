@@ -185,13 +185,13 @@ def test_deepsvdd_schedule_follows_the_public_code_and_scales_like_table2():
 def test_unknown_options_and_bad_values_are_refused():
     with pytest.raises(PDDLiteError, match="unknown EGBAD option.*known:.*ema_decay"):
         EGBAD(profile="smoke", device="cpu", beta=3.0)
-    with pytest.raises(PDDLiteError, match="weight must lie in"):
+    with pytest.raises(PDDLiteError, match=r"weight must be a number in \[0, 1\]"):
         EGBAD(profile="smoke", device="cpu", weight=1.5)
     with pytest.raises(PDDLiteError, match="adversarial"):
         GANomaly(profile="smoke", device="cpu", adversarial="bce")
-    with pytest.raises(PDDLiteError, match="epochs must be a positive integer"):
+    with pytest.raises(PDDLiteError, match="epochs must be a positive whole number"):
         MCDD(profile="smoke", device="cpu", epochs=0)
-    with pytest.raises(PDDLiteError, match="batch_size must be a positive integer"):
+    with pytest.raises(PDDLiteError, match="batch_size must be a positive whole number"):
         EGBAD(profile="smoke", device="cpu", batch_size=-4)
     with pytest.raises(PDDLiteError, match="width must be a number"):
         DeepSVDD(profile="smoke", device="cpu", width="abc")
@@ -199,6 +199,18 @@ def test_unknown_options_and_bad_values_are_refused():
         MCDD(profile="smoke", device="cpu", max_train_images=0)
     with pytest.raises(PDDLiteError, match="seed must be a whole number"):
         GANomaly(profile="smoke", device="cpu", seed=2**64)
+    # a value's type is checked before it is compared, and a word is never read as True
+    with pytest.raises(PDDLiteError, match="lr must be a positive number, got 'fast'"):
+        GANomaly(profile="smoke", device="cpu", lr="fast")
+    with pytest.raises(PDDLiteError, match=r"weight must be a number in \[0, 1\], got 'high'"):
+        EGBAD(profile="smoke", device="cpu", weight="high")
+    with pytest.raises(PDDLiteError, match="bounded_scale must be True or False, got 'no'"):
+        MCDD(profile="smoke", device="cpu", bounded_scale="no")
+    with pytest.raises(PDDLiteError, match="rep_dim must be a positive whole number"):
+        DeepSVDD(profile="smoke", device="cpu", rep_dim=0)
+    # NumPy numbers are numbers
+    model = MCDD(profile="smoke", device="cpu", epochs=np.int64(2), lr=np.float32(0.01), width=np.float64(0.5))
+    assert (model.epochs, model.width) == (2, 0.5) and type(model.epochs) is int
     with pytest.raises(PDDLiteError, match="whole class numbers"):
         MCDD(profile="smoke", device="cpu").fit(torch.zeros(8, 1, 28, 28), np.full(8, 1.5))
     with pytest.raises(PDDLiteError, match="not fitted"):

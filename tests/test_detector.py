@@ -57,6 +57,9 @@ def test_fitted_detectors_check_the_images_they_score_at_one_door(task, method):
         model.decision_function(np.full((2, 1, 28, 28), 255, dtype=np.uint8).astype(np.float32))
     with pytest.raises(PDDLiteError, match="NaN|finite"):
         model.decision_function(torch.full((2, 1, 28, 28), float("nan")))
+    with pytest.raises(PDDLiteError, match=r"in \[0, 1\], not pddlite's \[-1, 1\]: rescale them with x \* 2 - 1"):
+        model.decision_function(good * 0.5 + 0.5)  # [0, 1] lies inside [-1, 1]: only the batch shows it
+    assert model.decision_function((good * 0.5 + 0.5)[:1]).shape == (1,)  # one bright image is scored
 
 
 def test_run_fits_and_scores_the_task_s_split(task):

@@ -144,6 +144,41 @@ def test_incomplete_or_foreign_checkpoints_are_refused_in_one_line(task, tmp_pat
         PDD.load(tmp_path / "foreign.pt")
 
 
+@pytest.mark.parametrize("change, what", [
+    ({"stage": "halfway"}, "unknown stage 'halfway'"),
+    ({"seed": "zero"}, "seed 'zero' is not a whole number"),
+    ({"architecture": {"width": 0.125, "layout": "table3"}}, "its architecture does not give image_shape"),
+])
+def test_damaged_checkpoint_bookkeeping_is_refused_in_one_line(task, tmp_path, change, what):
+    ckpt = tmp_path / "run.pt"
+    smoke(seed=0, checkpoint=ckpt).pretrain(task)
+    torch.save({**read_checkpoint(ckpt), **change}, ckpt)
+    with pytest.raises(PDDLiteError, match="damaged pddlite checkpoint \\(" + re.escape(what)):
+        PDD.load(ckpt)
+
+
+def test_a_saved_model_loaded_with_another_task_is_refused(task, fitted, tmp_path):
+    """The scorer is fitted on the task passed to load: another task's prototypes would score silently."""
+    saved = fitted.save(tmp_path / "model.pt")
+    again = PDD.load(saved, task=task, device="cpu")
+    np.testing.assert_array_equal(again.decision_function(task.test_images[:50]),
+                                  fitted.decision_function(task.test_images[:50]))
+    other = make_task("mnist-5k", anomaly=7, shots=20, seed=0)
+    with pytest.raises(PDDLiteError, match=r"trained on another task: .*pass the task it was trained on"):
+        PDD.load(saved, task=other, device="cpu")
+
+
+def test_one_normal_class_is_refused_before_any_training(monkeypatch):
+    from pddlite import make_task_from_arrays
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.repeat([0, 1], 20)
+    one_class = make_task_from_arrays(images, labels, anomaly=1, shots=3)
+    monkeypatch.setattr(GANTrainer, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(PDDLiteError, match="at least two normal classes"):
+        smoke().fit(one_class)
+
+
 def test_checkpoints_are_read_without_unpickling_code(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": "pddlite-pdd-1", "payload": np.dtype("float64").__class__}, evil)
@@ -180,7 +215,9 @@ def test_reference_variant_runs(task):
         ({"bandwidth": 0.0}, "bandwidth must be a positive number"),
         ({"colour": "red"}, "unknown PDD option"),
         ({"profile": "huge"}, "unknown profile"),
-        ({"width": "abc"}, "width must be a positive number"),
+        ({"width": "abc"}, r"width must be a number in \(0, 8\]"),
+        ({"width": 1e6}, r"width must be a number in \(0, 8\]"),
+        ({"checkpoint": True}, "checkpoint must be a file path"),
         ({"beta": float("nan")}, "beta must be a finite number"),
         ({"q_intra": 1.5}, "q_intra is a quantile"),
         ({"tune_epochs": -1}, "tune_epochs must be a positive whole number"),

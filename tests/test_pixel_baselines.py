@@ -61,3 +61,13 @@ def test_pixel_methods_run_as_methods_and_refuse_pdd_options():
         PixelKNN().fit(torch.zeros(2, 1, 28, 28))
     with pytest.raises(PDDLiteError, match="not fitted"):
         PixelCentroid().decision_function(torch.zeros(2, 1, 28, 28))
+
+
+def test_chunk_size_is_a_positive_whole_number():
+    with pytest.raises(PDDLiteError, match="chunk_size must be a positive whole number, got 0"):
+        PixelKNN(chunk_size=0)
+    with pytest.raises(PDDLiteError, match="chunk_size must be a positive whole number, got 'big'"):
+        PixelCentroid(chunk_size="big")
+    protos = tiny_images([(0.0, 0.0), (1.0, 1.0)])
+    np.testing.assert_array_equal(PixelKNN(chunk_size=1).fit(protos, [0, 1]).decision_function(protos),
+                                  PixelKNN().fit(protos, [0, 1]).decision_function(protos))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..data import Task, check_images, check_labels, subsample_indices
+from .. import options
 from ..detector import Detector, unknown_options
 from ..device import seed_everything
 from ..errors import PDDLiteError
@@ -66,17 +67,13 @@ class BaselineDetector(Detector):
     ):
         unknown_options(type(self), unknown)
         super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise PDDLiteError(f"{name} must be a positive integer, got {value!r}")
-        self.epochs, self.batch_size = epochs, batch_size
-        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8):
-            raise PDDLiteError(f"width must be a number in (0, 8], got {width!r}")
-        self.width = float(width) if width is not None else self.profile.width
-        self.max_train_images = self.profile.max_train_images if max_train_images is None else max_train_images
-        m = self.max_train_images
-        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-            raise PDDLiteError(f"max_train_images must be a positive whole number or None, got {m!r}")
+        self.epochs = options.whole("epochs", epochs, optional=True)
+        self.batch_size = options.whole("batch_size", batch_size, optional=True)
+        width = options.number("width", width, 0.0, options.MAX_WIDTH, low_open=True, optional=True)
+        self.width = width if width is not None else self.profile.width
+        self.max_train_images = options.whole("max_train_images", max_train_images, optional=True)
+        if self.max_train_images is None:
+            self.max_train_images = self.profile.max_train_images
 
     # ------------------------------------------------------------------ hooks
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:  # pragma: no cover

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..device import Precision
-from ..errors import PDDLiteError
+from .. import options
 from ..modes import network_mode
 from ..nets import LEAKY_SLOPE, channels, conv_trunk, init_weights, unsupported_shape
 from ..profiles import Profile, table2_dataset
@@ -107,7 +107,7 @@ class SVDDEncoder(nn.Module):
         super().__init__()
         stack, c_last, side = conv_trunk(image_shape, width)
         self.body, feat = bias_free(stack), c_last * side * side
-        self.rep_dim = rep_dim or REP_DIM[tuple(image_shape)]
+        self.rep_dim = rep_dim if rep_dim is not None else REP_DIM[tuple(image_shape)]
         self.to_rep = nn.Linear(feat, self.rep_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -263,15 +263,10 @@ class DeepSVDD(BaselineDetector):
                  weight_decay: float = 5e-7, ae_lr: float = 1e-4, ae_epochs: int | None = None,
                  rep_dim: int | None = None, eps: float = 0.1, **common: Any):
         super().__init__(profile, device, seed, progress, **common)
-        for name, value in (("lr", lr), ("ae_lr", ae_lr)):
-            if not value > 0:
-                raise PDDLiteError(f"{name} must be positive, got {value}")
-        if not weight_decay >= 0 or not eps >= 0:
-            raise PDDLiteError("weight_decay and eps must be >= 0")
-        if ae_epochs is not None and (isinstance(ae_epochs, bool) or not isinstance(ae_epochs, int) or ae_epochs < 0):
-            raise PDDLiteError(f"ae_epochs must be an integer >= 0, got {ae_epochs!r}")
-        self.lr, self.weight_decay, self.ae_lr, self.ae_epochs = lr, weight_decay, ae_lr, ae_epochs
-        self.rep_dim, self.eps = rep_dim, eps
+        self.lr, self.ae_lr = options.positive("lr", lr), options.positive("ae_lr", ae_lr)
+        self.weight_decay, self.eps = options.number("weight_decay", weight_decay, 0.0), options.number("eps", eps, 0.0)
+        self.ae_epochs = options.whole("ae_epochs", ae_epochs, minimum=0, optional=True)
+        self.rep_dim = options.whole("rep_dim", rep_dim, optional=True)
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
         s = deepsvdd_schedule(self.profile, dataset, n_images)

@@ -44,7 +44,7 @@ from torch import nn
 
 from ..ema import WeightAverage
 from ..embedding import fresh_batchnorm_statistics
-from ..errors import PDDLiteError
+from .. import options
 from ..gan import BiGANTrainer
 from ..nets import Z_DIM, Encoder, JointDiscriminator, init_weights, make_gan
 from ._base import BaselineDetector
@@ -120,13 +120,9 @@ class EGBAD(BaselineDetector):
     def __init__(self, profile=None, device="auto", seed=0, progress=True, *,
                  lr: float | None = None, weight: float = 0.1, ema_decay: float | None = 0.999, **common: Any):
         super().__init__(profile, device, seed, progress, **common)
-        if not 0.0 <= weight <= 1.0:
-            raise PDDLiteError(f"weight must lie in [0, 1], got {weight}")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise PDDLiteError(f"ema_decay must lie in (0, 1) or be None, got {ema_decay}")
-        if lr is not None and not lr > 0:
-            raise PDDLiteError(f"lr must be positive, got {lr}")
-        self.lr, self.weight, self.ema_decay = lr, float(weight), ema_decay
+        self.weight = options.number("weight", weight, 0.0, 1.0)
+        self.ema_decay = options.number("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True, optional=True)
+        self.lr = options.positive("lr", lr, optional=True)
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
         return self.profile.schedule("egbad", dataset, n_images)

@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from ..device import Precision
+from .. import options
 from ..errors import PDDLiteError
 from ..gan import adam, bce_fake, bce_real
 from ..nets import Z_DIM, conv_trunk, init_weights, make_gan
@@ -164,12 +165,10 @@ class GANomaly(BaselineDetector):
         super().__init__(profile, device, seed, progress, **common)
         if adversarial not in ADVERSARIAL_LOSSES:
             raise PDDLiteError(f"unknown adversarial loss {adversarial!r}; choose one of: {', '.join(ADVERSARIAL_LOSSES)}")
-        if not lr > 0:
-            raise PDDLiteError(f"lr must be positive, got {lr}")
-        for name, value in (("w_adv", w_adv), ("w_con", w_con), ("w_enc", w_enc)):
-            if not value >= 0:
-                raise PDDLiteError(f"{name} must be >= 0, got {value}")
-        self.lr, self.w_adv, self.w_con, self.w_enc, self.adversarial = lr, w_adv, w_con, w_enc, adversarial
+        self.lr = options.positive("lr", lr)
+        self.w_adv, self.w_con, self.w_enc = (options.number(name, value, 0.0) for name, value in
+                                              (("w_adv", w_adv), ("w_con", w_con), ("w_enc", w_enc)))
+        self.adversarial = adversarial
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
         return self.profile.schedule("ganomaly", dataset, n_images)

@@ -50,6 +50,7 @@ from torch import nn
 
 from ..augment import random_crop_flip
 from ..device import Precision
+from .. import options
 from ..errors import PDDLiteError
 from ..modes import network_mode
 from ..nets import conv_stack_for, init_weights
@@ -177,14 +178,11 @@ class MCDD(BaselineDetector):
         super().__init__(profile, device, seed, progress, **common)
         if recipe not in ("auto", *RECIPES):
             raise PDDLiteError(f"unknown MCDD recipe {recipe!r}; choose one of: auto, {', '.join(RECIPES)}")
-        if lr is not None and not lr > 0:
-            raise PDDLiteError(f"lr must be positive, got {lr}")
-        if reg_lambda is not None and not reg_lambda >= 0:
-            raise PDDLiteError(f"reg_lambda must be >= 0, got {reg_lambda}")
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise PDDLiteError(f"latent_dim must be a positive integer, got {latent_dim!r}")
-        self.recipe, self.lr, self.reg_lambda = recipe, lr, reg_lambda
-        self.latent_dim, self.bounded_scale = latent_dim, bool(bounded_scale)
+        self.recipe = recipe
+        self.lr = options.positive("lr", lr, optional=True)
+        self.reg_lambda = options.number("reg_lambda", reg_lambda, 0.0, optional=True)
+        self.latent_dim = options.whole("latent_dim", latent_dim)
+        self.bounded_scale = options.flag("bounded_scale", bounded_scale)
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
         return self.profile.schedule("mcdd", dataset, n_images)

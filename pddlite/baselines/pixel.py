@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data import Task, check_images, check_labels
+from .. import options
 from ..detector import Detector, unknown_options
 from ..errors import PDDLiteError
 
@@ -38,7 +39,7 @@ class _PixelDetector(Detector):
                  deterministic: bool = False, chunk_size: int = 4096, **unknown: Any):
         unknown_options(type(self), unknown)
         super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = options.whole("chunk_size", chunk_size)
 
     def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
         """Store the prototypes (a Task's, or images with their labels)."""
