@@ -47,6 +47,10 @@ TUNEUPS = {  # TuneUpTrainer options; "epochs" is how many epochs to run (scored
     "m2e-3-long": dict(margin_lr=2e-3, epochs=12),
     "m2e-4-long": dict(margin_lr=2e-4, epochs=12),
     "m5e-5-long": dict(margin_lr=5e-5, epochs=12),
+    # the same training as m2e-4-long / adv-long / the pre-training, scored also with the scorings
+    # that use the unlabeled training images (PSEUDO_SCORINGS); the old scorings repeat, as a check
+    "m2e-4-long-u": dict(margin_lr=2e-4, epochs=12),
+    "adv-long-u": dict(margin_lr=0.0, epochs=12),
     # scored with an exponential moving average of the discriminator's weights over the tune-up
     "adv-ema-long": dict(margin_lr=0.0, ema_decay=0.95, epochs=12),
     "m2e-4-ema-long": dict(margin_lr=2e-4, ema_decay=0.95, epochs=12),
@@ -54,11 +58,36 @@ TUNEUPS = {  # TuneUpTrainer options; "epochs" is how many epochs to run (scored
 }
 
 
-def scorings(disc, task, bn_images):
-    """name -> scores of the validation images, for one discriminator state."""
+#: tune-ups (and "pretrained-u") whose epochs are also scored with the unlabeled images
+UNLABELED_SCORED = {"m2e-4-long-u", "adv-long-u", "pretrained-u"}
+
+
+def unlabeled_scorings(zp, y, zt, zu, median_intra):
+    """Scorings that also use the embedded unlabeled training images ``zu`` (inductive: fitted on
+    training data only, each validation image scored on its own).
+
+    * ``pseudo-kde-med<f>``: Eq. 7 with every unlabeled image added to the prototypes of the class
+      of its nearest prototype (pseudo-labels), w = f x the prototypes' median within-class distance;
+    * ``knn-u<k>``: the distance to the k-th nearest unlabeled image, whatever its class.
+    """
+    out = {}
+    d_up = torch.cdist(zu.double(), zp.double())
+    pseudo = y[d_up.argmin(dim=1)]
+    z_all, y_all = torch.cat([zp, zu]), torch.cat([y, pseudo])
+    for f in (0.05, 0.1, 0.25, 0.5):
+        out[f"pseudo-kde-med{f}"] = PrototypeKDE(f * median_intra).fit(z_all, y_all).rank_score(zt)
+    d_tu = torch.cdist(zt.double(), zu.double())
+    for k in (1, 5):
+        out[f"knn-u{k}"] = d_tu.kthvalue(k, dim=1).values
+    return out
+
+
+def scorings(disc, task, bn_images, with_unlabeled=False, lean=False):
+    """name -> scores of the validation images, for one discriminator state (``lean``: only
+    Eq. 7 at w = 0.25 x median and the scorings that use the unlabeled images)."""
     out = {}
     y = task.prototype_labels
-    for bn in (False, True):
+    for bn in ((False,) if lean else (False, True)):
         d = recalibrate_batchnorm(copy.deepcopy(disc), bn_images) if bn else disc
         center = prototype_center(d, task.prototype_images)
         zp = embed(d, task.prototype_images, "center-l2", center)
@@ -66,6 +95,12 @@ def scorings(disc, task, bn_images):
         median_intra = median_intra_class_distance(zp, y)
         if bn:  # BatchNorm statistics from real images: only at the bandwidth that leads without it
             out["bn-kde-med0.25"] = PrototypeKDE(0.25 * median_intra).fit(zp, y).rank_score(zt)
+            continue
+        if with_unlabeled:
+            zu = embed(d, bn_images, "center-l2", center)
+            out.update(unlabeled_scorings(zp, y, zt, zu, median_intra))
+        if lean:
+            out["kde-med0.25"] = PrototypeKDE(0.25 * median_intra).fit(zp, y).rank_score(zt)
             continue
         out["kde10"] = PrototypeKDE(10.0).fit(zp, y).rank_score(zt)
         for f in (0.1, 0.15, 0.25, 0.5, 1.0):
@@ -78,9 +113,9 @@ def scorings(disc, task, bn_images):
     return out
 
 
-def rows_for(task, disc, bn_images, **keys):
+def rows_for(task, disc, bn_images, lean=False, **keys):
     rows = []
-    for name, s in scorings(disc, task, bn_images).items():
+    for name, s in scorings(disc, task, bn_images, keys["tuneup"] in UNLABELED_SCORED, lean).items():
         m = evaluate(task.test_is_anomaly.cpu(), s.cpu().numpy())
         rows.append({**keys, "scoring": name, "auroc": round(m["auroc"], 4), "auprc": round(m["auprc"], 4)})
     return rows
@@ -93,6 +128,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--pretrain", nargs="+", default=["p8"], choices=sorted(PRETRAIN))
     p.add_argument("--tuneups", nargs="+", default=["adv-only", "m2e-3"], choices=sorted(TUNEUPS))
+    p.add_argument("--every", type=int, default=1, help="score every N-th tune-up epoch (and the last)")
+    p.add_argument("--lean", action="store_true",
+                   help="score only Eq. 7 at w = 0.25 x median and the scorings with the unlabeled images")
     p.add_argument("--log", default=str(Path(__file__).parent / "results" / "screen.jsonl"))
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "pddlite" / "screen"))
     args = p.parse_args()
@@ -111,7 +149,10 @@ def main() -> None:
             task = make_validation_task(args.dataset, anomaly, 20, seed)
             base = {"dataset": args.dataset, "split": "validation", "anomaly": anomaly, "seed": seed}
             for pre in args.pretrain:
-                todo = [t for t in ["pretrained", "pretrained-v2", "pixel", *args.tuneups]
+                wanted = ["pretrained", "pretrained-v2", "pixel", *args.tuneups]
+                if UNLABELED_SCORED & set(args.tuneups):
+                    wanted += ["pretrained-u", "pixel-u"]
+                todo = [t for t in wanted
                         if (args.dataset, anomaly, seed, pre, t) not in done]
                 if not todo:
                     continue
@@ -138,6 +179,17 @@ def main() -> None:
                     elif "pretrained-v2" in todo:
                         emit(rows_for(task, model.discriminator_, bn_images, **keys, tuneup="pretrained-v2", epoch=0),
                              "pretrained-v2")
+                    if "pretrained-u" in todo:
+                        emit(rows_for(task, model.discriminator_, bn_images, args.lean, **keys, tuneup="pretrained-u", epoch=0),
+                             "pretrained-u")
+                    if "pixel-u" in todo:  # the sanity check with the unlabeled images: kNN in pixel space
+                        d = torch.cdist(task.test_images.flatten(1).double(), bn_images.flatten(1).double())
+                        rows = []
+                        for k in (1, 5):
+                            m = evaluate(task.test_is_anomaly, d.kthvalue(k, dim=1).values.numpy())
+                            rows.append({**keys, "tuneup": "pixel-u", "epoch": 0, "scoring": f"pixel-knn-u{k}",
+                                         "auroc": round(m["auroc"], 4), "auprc": round(m["auprc"], 4)})
+                        emit(rows, "pixel-u")
                     if "pixel" in todo:
                         rows = []
                         for det in (PixelKNN(), PixelCentroid()):
@@ -159,8 +211,10 @@ def main() -> None:
                         rows = []
                         for e in range(1, epochs + 1):
                             trainer.fit(tr.train_images, e, 200, progress=False)
+                            if e % args.every and e != epochs:
+                                continue
                             scored = d if trainer.ema is None else trainer.ema.average
-                            rows += rows_for(task, scored, bn_images, **keys, tuneup=name, epoch=e)
+                            rows += rows_for(task, scored, bn_images, args.lean, **keys, tuneup=name, epoch=e)
                         emit(rows, name)
                         print(f"anomaly {anomaly} seed {seed} {pre} {name}: {time.time() - t0:.0f}s", flush=True)
 
