@@ -23,12 +23,15 @@ from .variants import DEFAULT_VARIANT, VARIANTS
 
 
 def add_precision_arguments(p: argparse.ArgumentParser) -> None:
-    """``--precision`` and ``--deterministic`` (shared by ``run`` and ``replicate``)."""
+    """``--precision``, ``--deterministic`` and ``--compile`` (shared by ``run`` and ``replicate``)."""
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="training precision: auto (bf16 on GPUs of capability >= 8.0, fp16 with loss scaling "
                         "below, fp32 on the CPU), bf16, fp16 or fp32")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic cuDNN algorithms (same seed, same GPU, same numbers; slower)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the networks' forward passes for training with torch.compile (for GPUs, where "
+                        "these small networks wait on kernel launches; the compile itself takes time first)")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset=args.dataset, anomaly=args.anomaly if len(args.anomaly) > 1 else args.anomaly[0],
         shots=args.shots, seed=args.seed, profile=args.profile, method=args.method, device=args.device,
         data_dir=args.data_dir, progress=not args.no_progress, split=args.split, precision=args.precision,
-        deterministic=args.deterministic, **options,
+        deterministic=args.deterministic, compile=args.compile, **options,
     )
     row.pop("model", None)
     where = f"{row['split']} split"
@@ -120,7 +123,7 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
                      args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
                      run_progress=args.run_progress, variants=args.variants, split=args.split,
-                     precision=args.precision, deterministic=args.deterministic)
+                     precision=args.precision, deterministic=args.deterministic, compile=args.compile)
     print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
     return 0
 

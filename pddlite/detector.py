@@ -9,7 +9,9 @@ run-time options, with the same meaning:
 * ``profile``: ``"paper"``, ``"colab"``, ``"quick"`` or ``"smoke"`` (default ``$PDDLITE_PROFILE``,
   else quick): network width, schedule and the cap on training images (:mod:`pddlite.profiles`);
 * ``device``, ``precision``, ``deterministic`` (:mod:`pddlite.device`), ``seed`` (weights, batches
-  and noise), ``progress`` (tqdm bars).
+  and noise), ``progress`` (tqdm bars);
+* ``compile``: compile the networks' forward passes for training with :func:`torch.compile`
+  (off by default; what is compiled: :mod:`pddlite.trainer`). It changes speed, not settings.
 
 :meth:`Detector.run` is what ``pddlite run --method`` and the grid call for one task: fit, then the
 metrics of the task's scored split. :data:`pddlite.methods.METHODS` lists the detectors by name.
@@ -27,6 +29,7 @@ from .data import Task, check_images
 from .device import check_seed, choose_precision, resolve_device
 from .errors import PDDLiteError
 from .metrics import evaluate
+from .options import flag
 from .profiles import Profile, get_profile
 
 
@@ -45,11 +48,13 @@ class Detector:
         *,
         precision: str = "auto",
         deterministic: bool = False,
+        compile: bool = False,
     ):
         self.profile = get_profile(profile)
         self.device = resolve_device(device)
         self.precision = choose_precision(self.device, precision)
         self.deterministic = bool(deterministic)
+        self.compile = flag("compile", compile)
         self.seed = check_seed(seed)
         self.progress = bool(progress)
 
@@ -84,11 +89,11 @@ class Detector:
 
     @classmethod
     def run(cls, task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
-            deterministic: bool = False, **options: Any) -> dict[str, Any]:
+            deterministic: bool = False, compile: bool = False, **options: Any) -> dict[str, Any]:
         """Fit on ``task`` and score its test images: the metrics, and the model under ``"model"``."""
         refuse_pdd_options(cls.method, options)
         model = cls(profile=profile, device=device, seed=seed, progress=progress, precision=precision,
-                    deterministic=deterministic, **options).fit(task)
+                    deterministic=deterministic, compile=compile, **options).fit(task)
         metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
         return {**metrics, "model": model}
 

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from .data import make_task, make_validation_task
 from .device import choose_precision, resolve_device
 from .methods import METHODS
+from .options import flag
 from .pdd import PDDConfig
 from .variants import DEFAULT_VARIANT
 from .profiles import Profile, get_profile
@@ -45,12 +46,15 @@ def run_task(
     split: str = "test",
     precision: str = "auto",
     deterministic: bool = False,
+    compile: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Build the task, train ``method`` on it, and return its result row (see module docstring).
 
     ``precision`` and ``deterministic`` are the training precision and cuDNN mode
-    (:mod:`pddlite.device`); the row records the precision that was used.
+    (:mod:`pddlite.device`); ``compile`` compiles the networks' forward passes for training
+    (:mod:`pddlite.trainer`). The row records the precision and whether it compiled; neither enters
+    the settings fingerprint (they change how a run computes, not what it is asked to compute).
 
     ``split="validation"`` trains and scores on the validation task of the same dataset, class,
     shots and seed (:func:`pddlite.make_validation_task`): where settings are chosen.
@@ -65,6 +69,7 @@ def run_task(
         raise PDDLiteError(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))}")
     if split not in SPLITS:
         raise PDDLiteError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    compile = flag("compile", compile)  # before the data is read, not after
     prof = get_profile(profile)
     dev = resolve_device(device)
     precision = choose_precision(dev, precision).name
@@ -74,7 +79,7 @@ def run_task(
                  remove_prototypes=not keep)
     start = time.perf_counter()
     result = METHODS[method].run(task, prof.name, seed, str(dev), progress=progress, precision=precision,
-                                 deterministic=deterministic, **options)
+                                 deterministic=deterministic, compile=compile, **options)
     seconds = time.perf_counter() - start
     row: dict[str, Any] = {
         "dataset": task.dataset,
@@ -87,6 +92,7 @@ def run_task(
         "variant": result.pop("variant", None),
         "device": str(dev),
         "precision": precision,
+        "compile": bool(compile),
         "settings": settings_fingerprint(method, prof, **options),
         "seconds": round(seconds, 2),
     }

@@ -37,8 +37,9 @@ def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.
 class AdversarialTrainer(EpochTrainer):
     """An :class:`~pddlite.trainer.EpochTrainer` that draws generator noise from its own seeded stream."""
 
-    def __init__(self, device: torch.device | str, seed: int, z_std: float, precision: str | Precision = "auto"):
-        super().__init__(device, seed, precision)
+    def __init__(self, device: torch.device | str, seed: int, z_std: float, precision: str | Precision = "auto",
+                 compile: bool = False):
+        super().__init__(device, seed, precision, compile)
         self.z_std = float(z_std)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
 
@@ -67,8 +68,9 @@ class GANTrainer(AdversarialTrainer):
         device: torch.device | str = "cpu",
         seed: int = 0,
         precision: str | Precision = "auto",
+        compile: bool = False,
     ):
-        super().__init__(device, seed, z_std, precision)
+        super().__init__(device, seed, z_std, precision, compile)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {
@@ -126,8 +128,9 @@ class BiGANTrainer(AdversarialTrainer):
         device: torch.device | str = "cpu",
         seed: int = 0,
         precision: str | Precision = "auto",
+        compile: bool = False,
     ):
-        super().__init__(device, seed, z_std, precision)
+        super().__init__(device, seed, z_std, precision, compile)
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.modules = {"generator": generator, "encoder": encoder, "discriminator": discriminator}
         self.optimizers = {

@@ -195,6 +195,8 @@ class PDD(Detector):
         precision: ``"auto"`` (bfloat16 on GPUs of capability >= 8.0, float16 with loss scaling
             below, float32 on the CPU), ``"bf16"``, ``"fp16"`` or ``"fp32"``; see :mod:`pddlite.device`.
         deterministic: deterministic cuDNN algorithms (slower) instead of the fastest ones.
+        compile: compile the generator's and the discriminator's forward passes for both stages
+            (:func:`torch.compile`; what is and is not compiled: :mod:`pddlite.trainer`).
         checkpoint: a file to save training state to after every epoch and resume from.
         progress: show tqdm progress bars.
         pretrain_cache: a folder of pre-trained models keyed by what pre-training depends on (its
@@ -220,9 +222,11 @@ class PDD(Detector):
         pretrain_cache: str | os.PathLike | None = None,
         precision: str = "auto",
         deterministic: bool = False,
+        compile: bool = False,
         **options: Any,
     ):
-        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
+        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic,
+                         compile=compile)
         self.config = PDDConfig.for_variant(variant, self.profile, **options)
         self.checkpoint = file_path("checkpoint", checkpoint)
         self.pretrain_cache = file_path("pretrain_cache", pretrain_cache)
@@ -315,8 +319,7 @@ class PDD(Detector):
                 self.pretrained_discriminator_state_ = _clone_state(self.discriminator_)
                 self._advance(Stage.PRETRAINED)
         if self.stage_ in (Stage.NEW, Stage.PRETRAINING):
-            trainer = GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
-                                 device=self.device, seed=self.seed, precision=self.precision)
+            trainer = self._pretrain_trainer()
             if self.stage_ is Stage.PRETRAINING and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
             self._advance(Stage.PRETRAINING)
@@ -327,6 +330,24 @@ class PDD(Detector):
             self._advance(Stage.PRETRAINED)
             if cached is not None:
                 _atomic_save(self._state("pretrained", None), cached)
+
+    def _pretrain_trainer(self) -> GANTrainer:
+        """The GAN pre-training's trainer, on this model's networks."""
+        return GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
+                          device=self.device, seed=self.seed, precision=self.precision, compile=self.compile)
+
+    def _tuneup_trainer(self, task: Task) -> TuneUpTrainer:
+        """The tune-up's trainer, on this model's networks and ``task``'s prototypes."""
+        c = self.config
+        return TuneUpTrainer(
+            self.generator_, self.discriminator_, task.prototype_images, task.prototype_labels,
+            margin=c.margin, lr=c.lr, margin_lr=c.margin_lr, margin_steps=c.margin_steps, beta=c.beta,
+            q_intra=c.q_intra, q_inter=c.q_inter, adversarial=c.adversarial_tuneup,
+            normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
+            ema_decay=c.ema_decay, device=self.device,
+            seed=self.seed + TUNEUP_SEED_OFFSET,
+            precision=self.precision, compile=self.compile,
+        )
 
     def _pretraining_key(self, task: Task, sched: dict[str, int]) -> str:
         """A digest of everything pre-training depends on: its options, the seed and the unlabeled images."""
@@ -349,16 +370,7 @@ class PDD(Detector):
         sched = self.schedule(task.dataset, len(task.train_images))
         self.schedule_ = sched
         if self.stage_ in (Stage.PRETRAINED, Stage.TUNING):
-            c = self.config
-            trainer = TuneUpTrainer(
-                self.generator_, self.discriminator_, task.prototype_images, task.prototype_labels,
-                margin=c.margin, lr=c.lr, margin_lr=c.margin_lr, margin_steps=c.margin_steps, beta=c.beta,
-                q_intra=c.q_intra, q_inter=c.q_inter, adversarial=c.adversarial_tuneup,
-                normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
-                ema_decay=c.ema_decay, device=self.device,
-                seed=self.seed + TUNEUP_SEED_OFFSET,
-                precision=self.precision,
-            )
+            trainer = self._tuneup_trainer(task)
             if self.stage_ is Stage.TUNING and self._resume_state is not None:
                 trainer.load_state_dict(self._resume_state)
             self._advance(Stage.TUNING)
@@ -454,7 +466,7 @@ class PDD(Detector):
         return hasattr(self, "discriminator_") and self.stage_ not in (Stage.NEW, Stage.PRETRAINING)
 
     @classmethod
-    def run(cls, task, profile, seed, device, progress=True, precision="auto", deterministic=False,
+    def run(cls, task, profile, seed, device, progress=True, precision="auto", deterministic=False, compile=False,
             variant=DEFAULT_VARIANT, checkpoint=None, ablation=True, pretrain_cache=None, **options) -> dict[str, Any]:
         """PDD: metrics after pre-training alone, after the adversarial steps alone, and after the tune-up.
 
@@ -466,7 +478,7 @@ class PDD(Detector):
         """
         model = cls(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
                     progress=progress, pretrain_cache=pretrain_cache, precision=precision,
-                    deterministic=deterministic, **options)
+                    deterministic=deterministic, compile=compile, **options)
         model.pretrain(task)
         # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
         pretrained = model if model.stage_ is Stage.PRETRAINED else model.pretrained_model(task)

@@ -54,11 +54,12 @@ class TuneUpTrainer(GANTrainer):
         device: torch.device | str = "cpu",
         seed: int = 0,
         precision: str | Precision = "auto",
+        compile: bool = False,
     ):
         # Eqs. 5-6 read beta, the quantiles and the normalisation; a strategy object brings its own
         self.terms = margin if isinstance(margin, MarginTerms) else margin_terms(margin, beta, q_intra, q_inter,
                                                                                  normalization)
-        super().__init__(generator, discriminator, lr, betas, z_std, device, seed, precision)
+        super().__init__(generator, discriminator, lr, betas, z_std, device, seed, precision, compile)
         self.optimizers["generator"] = adam(generator.parameters(), self.terms.generator_lr_factor * lr, betas)
         self.prototypes, self.prototype_labels = prototypes, prototype_labels
         self.margin_steps = bool(margin_steps)

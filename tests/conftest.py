@@ -36,3 +36,26 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def eager_compile(monkeypatch):
+    """``torch.compile`` with the eager backend for this test, and the list of networks compiled.
+
+    Dynamo still traces every compiled forward (so the plumbing is checked), but no code is
+    generated: seconds, where a real inductor compile takes tens of seconds per network.
+    """
+    from torch import nn
+
+    import pddlite.trainer
+
+    monkeypatch.setattr(pddlite.trainer, "_COMPILE_OPTIONS", {"backend": "eager"})
+    compiled: list[nn.Module] = []
+    compile_in_place = nn.Module.compile
+
+    def recorded(module, *args, **kwargs):
+        compiled.append(module)
+        return compile_in_place(module, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Module, "compile", recorded)
+    return compiled

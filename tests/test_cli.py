@@ -27,8 +27,16 @@ def test_run_smoke_writes_one_json_row(tmp_path, capsys):
     assert (row["dataset"], row["anomaly"], row["shots"], row["seed"], row["profile"], row["variant"], row["split"]) == (
         "mnist-5k", 1, 20, 0, "smoke", "pddlite", "test")
     assert 0 <= row["auroc"] <= 1 and 0 <= row["auprc"] <= 1 and row["seconds"] > 0
+    assert row["precision"] == "fp32" and row["compile"] is False
     # the printed numbers are the written ones
     assert f"AUROC {row['auroc']:.4f}" in printed and f"AUPRC {row['pretrain_auprc']:.4f}" in printed
+
+
+def test_compile_reaches_the_trainer_and_the_row(tmp_path, eager_compile):
+    out = tmp_path / "result.json"
+    assert main(SMOKE + ["--method", "deepsvdd", "--compile", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["compile"] is True
+    assert eager_compile and all(type(net).__name__.startswith("SVDD") for net in eager_compile)
 
 
 def test_profile_comes_from_the_environment(tmp_path, monkeypatch):

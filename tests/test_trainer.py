@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from pddlite.trainer import EpochTrainer
+from pddlite.errors import PDDLiteError
+from pddlite.trainer import EpochTrainer, is_compiled
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -16,8 +17,8 @@ class LineFit(EpochTrainer):
 
     loss_names = ("mse",)
 
-    def __init__(self, seed: int = 0):
-        super().__init__("cpu", seed, precision="fp32")
+    def __init__(self, seed: int = 0, compile: bool = False):
+        super().__init__("cpu", seed, precision="fp32", compile=compile)
         torch.manual_seed(seed)
         self.net = nn.Linear(3, 1)
         self.modules = {"net": self.net}
@@ -70,3 +71,30 @@ def test_on_epoch_end_sees_each_finished_epoch():
     seen = []
     LineFit().fit(data(), epochs=2, batch_size=32, progress=False, on_epoch_end=lambda t: seen.append(t.epoch))
     assert seen == [1, 2]
+
+
+def test_compile_compiles_each_network_once_in_place_and_trains_to_the_same_weights(eager_compile):
+    plain, compiled = LineFit(), LineFit(compile=True)
+    keys = list(compiled.net.state_dict())
+    for epochs in (2, 3):  # a resumed fit does not compile again
+        plain.fit(data(), epochs=epochs, batch_size=16, progress=False)
+        compiled.fit(data(), epochs=epochs, batch_size=16, progress=False)
+    assert eager_compile == [compiled.net] and is_compiled(compiled.net) and not is_compiled(plain.net)
+    assert list(compiled.net.state_dict()) == keys  # in place: no "_orig_mod." prefix in checkpoints
+    # the eager backend runs the same operations: compiling changed nothing but how they are called
+    assert compiled.history == plain.history
+    assert all(torch.equal(a, b) for a, b in zip(compiled.net.parameters(), plain.net.parameters()))
+    sharing = LineFit(compile=True)  # a second trainer of the same network (PDD's two stages)
+    sharing.modules = {"net": compiled.net}
+    sharing.prepare_to_train()
+    assert eager_compile == [compiled.net]
+
+
+def test_a_deep_copy_of_a_compiled_trainer_is_uncompiled_and_compile_must_be_true_or_false(eager_compile):
+    import copy
+
+    trainer = LineFit(compile=True)
+    trainer.prepare_to_train()
+    assert is_compiled(trainer.net) and not is_compiled(copy.deepcopy(trainer).net)
+    with pytest.raises(PDDLiteError, match="compile must be True or False, got 'yes'"):
+        EpochTrainer("cpu", 0, compile="yes")

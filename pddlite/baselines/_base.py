@@ -11,7 +11,8 @@ Every trained baseline
 * keeps the training images on the device and draws shuffled index batches from a seeded CPU
   generator (:func:`pddlite.data.batches`), trains in the device's mixed precision (and scores in
   float32), and shows a tqdm bar per training stage;
-* trains for a fixed number of epochs and scores in eval mode: no epoch is ever chosen on test data.
+* trains for a fixed number of epochs and scores in eval mode: no epoch is ever chosen on test data;
+* with ``compile=True`` trains with its networks' forward passes compiled (:mod:`pddlite.trainer`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class BaselineDetector(Detector):
         seed: seeds weights, batches and noise (the same seed gives the same numbers on a device).
         precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"`` (see :mod:`pddlite.device`).
         deterministic: deterministic cuDNN algorithms (slower) instead of the fastest ones.
+        compile: compile the networks' forward passes for training (:func:`torch.compile`).
         progress: show a tqdm bar per training stage.
         epochs, batch_size: override the profile's schedule.
         width: override the profile's network width multiplier.
@@ -63,10 +65,12 @@ class BaselineDetector(Detector):
         max_train_images: int | None = None,
         precision: str = "auto",
         deterministic: bool = False,
+        compile: bool = False,
         **unknown: Any,
     ):
         unknown_options(type(self), unknown)
-        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
+        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic,
+                         compile=compile)
         self.epochs = options.whole("epochs", epochs, optional=True)
         self.batch_size = options.whole("batch_size", batch_size, optional=True)
         width = options.number("width", width, 0.0, options.MAX_WIDTH, low_open=True, optional=True)

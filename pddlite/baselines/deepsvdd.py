@@ -185,8 +185,8 @@ class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, *, lr: float = 1e-4, weight_decay: float = 5e-4,
                  milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto"):
-        super().__init__(device, seed, precision)
+                 precision: str | Precision = "auto", compile: bool = False):
+        super().__init__(device, seed, precision, compile)
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
         params = list(encoder.parameters()) + list(decoder.parameters())
@@ -208,8 +208,8 @@ class SVDDTrainer(_StepLRMixin, EpochTrainer):
 
     def __init__(self, encoder: nn.Module, center: torch.Tensor, *, lr: float = 1e-4, weight_decay: float = 5e-7,
                  milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto"):
-        super().__init__(device, seed, precision)
+                 precision: str | Precision = "auto", compile: bool = False):
+        super().__init__(device, seed, precision, compile)
         self.encoder, self.center = encoder, center
         self.modules = {"encoder": encoder}
         self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=lr, weight_decay=weight_decay)}
@@ -293,20 +293,26 @@ class DeepSVDD(BaselineDetector):
         self.encoder_.to(self.device)
         self.decoder_.to(self.device)
 
+    def _autoencoder_trainer(self) -> AutoencoderTrainer:
+        s = self.schedule_
+        return AutoencoderTrainer(self.encoder_, self.decoder_, lr=self.ae_lr, weight_decay=s["ae_weight_decay"],
+                                  milestone=s["ae_milestone"], device=self.device, seed=self.seed,
+                                  precision=self.precision, compile=self.compile)
+
+    def _svdd_trainer(self, center: torch.Tensor) -> SVDDTrainer:
+        return SVDDTrainer(self.encoder_, center, lr=self.lr, weight_decay=self.weight_decay,
+                           milestone=self.schedule_["milestone"], device=self.device, seed=self.seed + 1,
+                           precision=self.precision, compile=self.compile)
+
     def _train(self, images, labels, batch_size, epochs) -> None:
         s = self.schedule_
         self.history_ = {"autoencoder": [], "svdd": []}
         if s["ae_epochs"] > 0:
-            ae = AutoencoderTrainer(self.encoder_, self.decoder_, lr=self.ae_lr, weight_decay=s["ae_weight_decay"],
-                                    milestone=s["ae_milestone"], device=self.device, seed=self.seed,
-                                    precision=self.precision)
-            self.history_["autoencoder"] = ae.fit(images, s["ae_epochs"], batch_size, self.progress,
-                                                  "Deep SVDD autoencoder pre-training")
+            self.history_["autoencoder"] = self._autoencoder_trainer().fit(
+                images, s["ae_epochs"], batch_size, self.progress, "Deep SVDD autoencoder pre-training")
         self.decoder_ = None  # only phi is kept
         self.center_ = initial_center(self.encoder_, images, self.eps)
-        self.trainer_ = SVDDTrainer(self.encoder_, self.center_, lr=self.lr, weight_decay=self.weight_decay,
-                                    milestone=s["milestone"], device=self.device, seed=self.seed + 1,
-                                    precision=self.precision)
+        self.trainer_ = self._svdd_trainer(self.center_)
         self.history_["svdd"] = self.trainer_.fit(images, epochs, batch_size, self.progress, "Deep SVDD")
 
     def _scoring_modules(self) -> list[nn.Module]:

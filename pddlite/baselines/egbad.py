@@ -137,10 +137,10 @@ class EGBAD(BaselineDetector):
         g, e, d = (net.to(self.device) for net in (generator, encoder, discriminator))
         if self.ema_decay is None:
             self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed,
-                                         precision=self.precision)
+                                         precision=self.precision, compile=self.compile)
         else:
             self.trainer_ = EMABiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed,
-                                            precision=self.precision, ema_decay=self.ema_decay)
+                                            precision=self.precision, compile=self.compile, ema_decay=self.ema_decay)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "EGBAD (BiGAN)")

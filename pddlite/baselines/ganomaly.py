@@ -107,8 +107,8 @@ class GANomalyTrainer(EpochTrainer):
     def __init__(self, generator: GANomalyGenerator, discriminator: nn.Module, *, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), w_adv: float = 1.0, w_con: float = 50.0,
                  w_enc: float = 1.0, adversarial: str = "code", device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto"):
-        super().__init__(device, seed, precision)
+                 precision: str | Precision = "auto", compile: bool = False):
+        super().__init__(device, seed, precision, compile)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {"generator": adam(generator.parameters(), lr, betas),
@@ -182,7 +182,7 @@ class GANomaly(BaselineDetector):
         self.trainer_ = GANomalyTrainer(
             self.generator_, self.discriminator_, lr=self.lr, w_adv=self.w_adv, w_con=self.w_con,
             w_enc=self.w_enc, adversarial=self.adversarial, device=self.device, seed=self.seed,
-            precision=self.precision)
+            precision=self.precision, compile=self.compile)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "GANomaly")

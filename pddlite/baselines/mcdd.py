@@ -111,8 +111,8 @@ class MCDDTrainer(EpochTrainer):
 
     def __init__(self, net: MCDDNet, labels: torch.Tensor, *, recipe: str = "tabular", lr: float | None = None,
                  reg_lambda: float | None = None, epochs: int = 1, device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto"):
-        super().__init__(device, seed, precision)
+                 precision: str | Precision = "auto", compile: bool = False):
+        super().__init__(device, seed, precision, compile)
         settings = RECIPES[recipe]
         self.net, self.labels = net, labels
         self.recipe = recipe
@@ -143,7 +143,7 @@ class MCDDTrainer(EpochTrainer):
         if self.augment:
             x = random_crop_flip(x, self.augment_generator, x.shape[-1] // 8)
         with self.autocast():
-            dist = self.net.distances(x)
+            dist = self.net(x)  # the distances, through the call that ``compile`` compiles
         pull = dist.gather(1, y.unsqueeze(1)).mean()
         push = F.cross_entropy(-dist + self.net.biases, y)
         loss = self.reg_lambda * pull + push
@@ -192,10 +192,14 @@ class MCDD(BaselineDetector):
             raise PDDLiteError("MCDD needs labeled normal training images")
         self.net_ = MCDDNet(image_shape, n_classes, self.width, self.latent_dim, self.bounded_scale).to(self.device)
 
-    def _train(self, images, labels, batch_size, epochs) -> None:
+    def _trainer(self, labels: torch.Tensor, epochs: int) -> MCDDTrainer:
         self.recipe_ = resolve_recipe(self.recipe, self.image_shape_)
-        self.trainer_ = MCDDTrainer(self.net_, labels, recipe=self.recipe_, lr=self.lr, reg_lambda=self.reg_lambda,
-                                    epochs=epochs, device=self.device, seed=self.seed, precision=self.precision)
+        return MCDDTrainer(self.net_, labels, recipe=self.recipe_, lr=self.lr, reg_lambda=self.reg_lambda,
+                           epochs=epochs, device=self.device, seed=self.seed, precision=self.precision,
+                           compile=self.compile)
+
+    def _train(self, images, labels, batch_size, epochs) -> None:
+        self.trainer_ = self._trainer(labels, epochs)
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "MCDD")
 
     def _scoring_modules(self) -> list[nn.Module]:

@@ -36,9 +36,10 @@ class _PixelDetector(Detector):
     method = "pixel"
 
     def __init__(self, profile=None, device="auto", seed=0, progress=True, *, precision: str = "auto",
-                 deterministic: bool = False, chunk_size: int = 4096, **unknown: Any):
+                 deterministic: bool = False, compile: bool = False, chunk_size: int = 4096, **unknown: Any):
         unknown_options(type(self), unknown)
-        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic)
+        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic,
+                         compile=compile)
         self.chunk_size = options.whole("chunk_size", chunk_size)
 
     def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
