@@ -53,7 +53,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where datasets live (default: $PDDLITE_DATA, else a cache folder)")
     p.add_argument("--checkpoint", default=None, help="PDD: save after every epoch and resume from this file")
     p.add_argument("--out", default=None, help="write the result as one JSON object to this file")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide the progress bars and the estimated training time (which costs two training steps)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

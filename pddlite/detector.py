@@ -14,7 +14,8 @@ run-time options, with the same meaning:
   (off by default; what is compiled: :mod:`pddlite.trainer`). It changes speed, not settings.
 
 :meth:`Detector.run` is what ``pddlite run --method`` and the grid call for one task: fit, then the
-metrics of the task's scored split. :data:`pddlite.methods.METHODS` lists the detectors by name.
+metrics of the task's scored split; with progress on it first prints the estimated training time
+(:mod:`pddlite.timing`). :data:`pddlite.methods.METHODS` lists the detectors by name.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .errors import PDDLiteError
 from .metrics import evaluate
 from .options import flag
 from .profiles import Profile, get_profile
+from .timing import TrainingEstimate, announce
 
 
 class Detector:
@@ -64,6 +66,11 @@ class Detector:
     def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - every detector defines it
 
+    def training_estimate(self, task: Task) -> TrainingEstimate | None:
+        """How long :meth:`fit` on ``task`` will train, from one timed step of each stage
+        (:mod:`pddlite.timing`); ``None`` for a detector that trains nothing."""
+        return None
+
     def is_fitted(self) -> bool:
         """Whether :meth:`fit` has run (its fitted attributes exist)."""
         return bool(getattr(self, "fitted_", False))
@@ -90,10 +97,15 @@ class Detector:
     @classmethod
     def run(cls, task: Task, profile: str, seed: int, device: str, progress: bool = True, precision: str = "auto",
             deterministic: bool = False, compile: bool = False, **options: Any) -> dict[str, Any]:
-        """Fit on ``task`` and score its test images: the metrics, and the model under ``"model"``."""
+        """Fit on ``task`` and score its test images: the metrics, and the model under ``"model"``.
+
+        With ``progress``, the estimated training time is printed first (:mod:`pddlite.timing`)."""
         refuse_pdd_options(cls.method, options)
         model = cls(profile=profile, device=device, seed=seed, progress=progress, precision=precision,
-                    deterministic=deterministic, compile=compile, **options).fit(task)
+                    deterministic=deterministic, compile=compile, **options)
+        if progress:
+            announce(model.training_estimate(task))
+        model.fit(task)
         metrics = evaluate(task.test_is_anomaly, model.decision_function(task.test_images))
         return {**metrics, "model": model}
 

@@ -43,6 +43,7 @@ from .nets import init_weights, make_gan
 from .options import MAX_WIDTH, file_path, number, positive
 from .profiles import get_profile
 from .scoring import SCORINGS, make_scorer
+from .timing import TimedStage, TrainingEstimate, announce, estimate_training, random_state_kept
 from .tuneup import TuneUpTrainer
 from .variants import DEFAULT_VARIANT, variant_options
 
@@ -349,6 +350,21 @@ class PDD(Detector):
             precision=self.precision, compile=self.compile,
         )
 
+    def training_estimate(self, task: Task, ablation: bool = False) -> TrainingEstimate:
+        """How long pre-training and the tune-up on ``task`` will train (:mod:`pddlite.timing`):
+        one timed step of each, on networks built as :meth:`fit` builds them but on a copy of this
+        model, with the random states kept. ``ablation`` counts the tune-up twice, as :meth:`run`
+        runs it with the adversarial-only control. The whole schedule is counted, as if no
+        pre-training were cached and no checkpoint resumed."""
+        scratch = copy.deepcopy(self)
+        with random_state_kept(self.device):
+            task = scratch._prepare(task)
+            sched = scratch.schedule(task.dataset, len(task.train_images))
+            stages = [TimedStage(scratch._pretrain_trainer(), sched["pretrain_batch_size"], sched["pretrain_steps"]),
+                      TimedStage(scratch._tuneup_trainer(task), sched["tune_batch_size"],
+                                 sched["tune_steps"] * (2 if ablation else 1))]
+        return estimate_training(stages, task.train_images)
+
     def _pretraining_key(self, task: Task, sched: dict[str, int]) -> str:
         """A digest of everything pre-training depends on: its options, the seed and the unlabeled images."""
         c = self.config
@@ -475,10 +491,13 @@ class PDD(Detector):
         ``inductive_auroc`` / ``inductive_auprc``, and says ``transductive: true``.
         ``ablation=False`` skips the adversarial-only control (it costs one more tune-up);
         ``pretrain_cache`` is a folder that lets variants with the same pre-training share it.
+        With ``progress``, the estimated training time is printed first (:meth:`training_estimate`).
         """
         model = cls(profile=profile, variant=variant, device=device, seed=seed, checkpoint=checkpoint,
                     progress=progress, pretrain_cache=pretrain_cache, precision=precision,
                     deterministic=deterministic, compile=compile, **options)
+        if progress:
+            announce(model.training_estimate(task, ablation=ablation))
         model.pretrain(task)
         # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
         pretrained = model if model.stage_ is Stage.PRETRAINED else model.pretrained_model(task)

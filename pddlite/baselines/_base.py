@@ -12,11 +12,13 @@ Every trained baseline
   generator (:func:`pddlite.data.batches`), trains in the device's mixed precision (and scores in
   float32), and shows a tqdm bar per training stage;
 * trains for a fixed number of epochs and scores in eval mode: no epoch is ever chosen on test data;
-* with ``compile=True`` trains with its networks' forward passes compiled (:mod:`pddlite.trainer`).
+* with ``compile=True`` trains with its networks' forward passes compiled (:mod:`pddlite.trainer`),
+  and says how long it will train from one timed step of each trainer (:mod:`pddlite.timing`).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from ..device import seed_everything
 from ..errors import PDDLiteError
 from ..modes import network_mode
 from ..profiles import Profile
+from ..timing import TimedStage, TrainingEstimate, estimate_training, random_state_kept, steps_per_epoch
 
 
 class BaselineDetector(Detector):
@@ -91,6 +94,13 @@ class BaselineDetector(Detector):
     def _train(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, epochs: int) -> None:
         raise NotImplementedError  # pragma: no cover
 
+    def _timed_stages(self, images: torch.Tensor, labels: torch.Tensor | None) -> list[TimedStage]:
+        """The trainers :meth:`_train` will run, each with its batch size and optimiser steps (after
+        :meth:`_build`). By default the one ``trainer_`` that :meth:`_build` made, for the schedule."""
+        sched = self.schedule_
+        steps = sched["epochs"] * steps_per_epoch(len(images), sched["batch_size"])
+        return [TimedStage(self.trainer_, sched["batch_size"], steps)]
+
     def _score(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """Anomaly scores of one chunk (called in eval mode, without gradients, in float32)."""
         raise NotImplementedError
@@ -111,6 +121,23 @@ class BaselineDetector(Detector):
         ``X`` is a :class:`~pddlite.Task` or an N x C x H x W tensor in [-1, 1] (1x28x28 or 3x64x64);
         ``y`` gives class labels when ``X`` is a tensor and the method needs them.
         """
+        images, labels = self._set_up(X, y)
+        self._train(images, labels, self.schedule_["batch_size"], self.schedule_["epochs"])
+        self.fitted_ = True
+        return self
+
+    def training_estimate(self, task: Task) -> TrainingEstimate:
+        """How long :meth:`fit` on ``task`` will train: one timed step of each trainer, set up as
+        ``fit`` sets it up but on a copy of this detector, with the random states kept."""
+        scratch = copy.deepcopy(self)
+        with random_state_kept(self.device):
+            images, labels = scratch._set_up(task, None)
+            stages = scratch._timed_stages(images, labels)
+        return estimate_training(stages, images)
+
+    def _set_up(self, X, y) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Everything :meth:`fit` does before training: the data, the seeds, the networks and the
+        schedule; the training images and class indices (or ``None``) to train on."""
         images, labels, dataset = self._training_data(X, y)
         seed_everything(self.seed, self.deterministic)
         classes = torch.unique(labels) if labels is not None else None
@@ -120,11 +147,8 @@ class BaselineDetector(Detector):
             self.classes_ = classes.cpu()
             labels = torch.searchsorted(classes, labels)  # class indices 0..K-1
         self._build(self.image_shape_, 0 if classes is None else len(classes))
-        sched = self.schedule(dataset, len(images))
-        self.schedule_ = sched
-        self._train(images, labels, sched["batch_size"], sched["epochs"])
-        self.fitted_ = True
-        return self
+        self.schedule_ = self.schedule(dataset, len(images))
+        return images, labels
 
     @torch.no_grad()
     def decision_function(self, images: torch.Tensor | np.ndarray, chunk: int = 1024) -> np.ndarray:

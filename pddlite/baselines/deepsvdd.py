@@ -58,6 +58,7 @@ from .. import options
 from ..modes import network_mode
 from ..nets import LEAKY_SLOPE, channels, conv_trunk, init_weights, unsupported_shape
 from ..profiles import Profile, table2_dataset
+from ..timing import TimedStage, steps_per_epoch
 from ..trainer import EpochTrainer
 from ._base import BaselineDetector, set_learning_rate, step_decay
 
@@ -314,6 +315,15 @@ class DeepSVDD(BaselineDetector):
         self.center_ = initial_center(self.encoder_, images, self.eps)
         self.trainer_ = self._svdd_trainer(self.center_)
         self.history_["svdd"] = self.trainer_.fit(images, epochs, batch_size, self.progress, "Deep SVDD")
+
+    def _timed_stages(self, images, labels) -> list[TimedStage]:
+        """The autoencoder's steps and the one-class steps; the centre is a placeholder of the
+        right size (it is computed from the pre-trained encoder, and a step takes as long with any)."""
+        s = self.schedule_
+        per_epoch = steps_per_epoch(len(images), s["batch_size"])
+        center = torch.zeros(self.encoder_.rep_dim, device=self.device)
+        return [TimedStage(self._autoencoder_trainer(), s["batch_size"], s["ae_epochs"] * per_epoch),
+                TimedStage(self._svdd_trainer(center), s["batch_size"], s["epochs"] * per_epoch)]
 
     def _scoring_modules(self) -> list[nn.Module]:
         return [self.encoder_]

@@ -55,6 +55,7 @@ from ..errors import PDDLiteError
 from ..modes import network_mode
 from ..nets import conv_stack_for, init_weights
 from ..trainer import EpochTrainer
+from ..timing import TimedStage
 from ._base import BaselineDetector, set_learning_rate, step_decay
 
 
@@ -201,6 +202,10 @@ class MCDD(BaselineDetector):
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.trainer_ = self._trainer(labels, epochs)
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "MCDD")
+
+    def _timed_stages(self, images, labels) -> list[TimedStage]:
+        self.trainer_ = self._trainer(labels, self.schedule_["epochs"])
+        return super()._timed_stages(images, labels)
 
     def _scoring_modules(self) -> list[nn.Module]:
         return [self.net_]
