@@ -21,6 +21,10 @@ def test_gpu_check_smoke_runs_every_item_on_the_cpu(tmp_path):
     # both image sizes in float32 and in float16 with loss scaling, then a real task
     for name in ("steps 28x28 fp32", "steps 28x28 fp16", "steps 64x64 fp32", "steps 64x64 fp16"):
         assert items[name]["pretrain_images_per_s"] > 0 and items[name]["tuneup_images_per_s"] > 0
+    # and both steps through the library's compile=True path (the eager backend on a CPU)
+    for name in ("steps 28x28 fp32 compiled", "steps 64x64 fp32 compiled"):
+        assert items[name]["pretrain_images_per_s"] > 0 and items[name]["tuneup_images_per_s"] > 0
     assert items["paper MNIST task (estimate)"]["seconds"] > 0
     task = items["real task mnist-5k"]
     assert task["precision"] == "fp32" and 0.0 <= task["auroc"] <= 1.0 and 0.0 <= task["auprc"] <= 1.0
+    assert task["estimated_training_seconds"] > 0
