@@ -364,3 +364,15 @@ def test_a_checkpoint_of_another_dataset_is_refused_not_resumed(task, tmp_path):
     other = make_task_from_arrays(x, y, anomaly=1, shots=20, test_images=x, test_labels=y)  # same shapes and classes
     with pytest.raises(PDDLiteError, match=r"trained on another task: dataset 'mnist-5k' \(this task: 'arrays'\)"):
         smoke(seed=0, checkpoint=ckpt).fit(other)
+
+
+def test_pseudo_labeled_scoring_is_inductive_and_reads_the_unlabeled_images(task, fitted):
+    """scoring='kde-pseudo': Eq. 7 on the prototypes and the pseudo-labeled unlabeled images; an
+    image's score does not depend on the others scored with it."""
+    model = fitted.copy_with(scoring="kde-pseudo").fit_scorer(task)
+    n_unlabeled = len(task.subsample_train(model.config.max_train_images, model.seed).train_images)
+    assert len(model.scorer_.prototypes_) == len(task.prototype_images) + n_unlabeled
+    whole = model.decision_function(task.test_images)
+    halves = np.concatenate([model.decision_function(part) for part in task.test_images.split(500)])
+    np.testing.assert_array_equal(whole, halves)
+    assert not np.array_equal(whole, fitted.decision_function(task.test_images))
