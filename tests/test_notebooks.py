@@ -75,15 +75,20 @@ def test_one_guarded_install_cell_first(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_device_check_profile_and_seed(path):
-    code = _code(_read(path))
-    device = code[1]
-    assert "resolve_device" in device and "Change runtime type" in device, "the device check follows the install cell"
-    setup = "\n".join(code[:3])
-    assert 'os.environ.get("PDDLITE_PROFILE")' in setup
-    assert "PDDLITE_CHECKPOINTS" in setup
-    assert "seed_everything(SEED)" in setup and 'print(f"seed:' in setup
-    assert "%matplotlib inline" in setup
+def test_one_setup_cell_after_the_install_cell(path):
+    """Device, profile, seed and folders come from pddlite.notebook.setup() in one cell, whose
+    PROFILE line is where a learner chooses the profile; no notebook repeats what it does."""
+    nb = _read(path)
+    code = _code(nb)
+    setup = code[1]
+    assert "%matplotlib inline" in setup and "from pddlite.notebook import setup" in setup
+    assert "PROFILE = None" in setup and "USE_DRIVE = False" in setup
+    assert "nb = setup(seed=0, profile=PROFILE, use_drive=USE_DRIVE)" in setup
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Change runtime type" in prose, "the setup's prose tells Colab users how to get a GPU"
+    for source in code:
+        for repeated in ("resolve_device(", 'os.environ.get("PDDLITE_PROFILE")', "PDDLITE_CHECKPOINTS", "shutil.copy"):
+            assert repeated not in source, f"{repeated} belongs to pddlite.notebook"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
