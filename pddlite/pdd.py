@@ -40,7 +40,7 @@ from .files import write_atomically
 from .gan import GANTrainer
 from .metrics import evaluate
 from .nets import init_weights, make_gan
-from .options import MAX_WIDTH, file_path, number, positive
+from .options import MAX_WIDTH, file_path, number, positive, whole
 from .profiles import get_profile
 from .scoring import SCORINGS, make_scorer
 from .timing import TimedStage, TrainingEstimate, announce, estimate_training, random_state_kept
@@ -167,12 +167,9 @@ class PDDConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise PDDLiteError(f"{name} is a quantile (Eqs. 5-6) and must lie in [0, 1], got {getattr(self, name)!r}")
         for name in ("pretrain_epochs", "tune_epochs", "pretrain_batch_size", "tune_batch_size",
-                     "notebook_tune_batch_size", "max_train_images"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise PDDLiteError(f"{name} must be a positive whole number (or None: the profile's), got {value!r}")
-        if self.ema_decay is not None and not (_is_number(self.ema_decay) and 0.0 < self.ema_decay < 1.0):
-            raise PDDLiteError(f"ema_decay must lie in (0, 1) (or be None), got {self.ema_decay!r}")
+                     "notebook_tune_batch_size", "max_train_images"):  # None: the profile's
+            whole(name, getattr(self, name), optional=True)
+        number("ema_decay", self.ema_decay, 0.0, 1.0, low_open=True, high_open=True, optional=True)
         for name in ("keep_prototypes", "margin_steps", "adversarial_tuneup", "augment_prototypes", "recalibrate_bn"):
             if not isinstance(getattr(self, name), bool):
                 raise PDDLiteError(f"{name} must be True or False, got {getattr(self, name)!r}")

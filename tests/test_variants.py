@@ -138,5 +138,5 @@ def test_a_moving_average_of_the_tune_up_is_the_tuned_model(task, tmp_path):
     again = base.copy_with(ema_decay=0.5, checkpoint=tmp_path / "ema.pt").tune_up(task)
     np.testing.assert_array_equal(again.decision_function(task.test_images),
                                   averaged.decision_function(task.test_images))
-    with pytest.raises(PDDLiteError, match="ema_decay must lie in"):
+    with pytest.raises(PDDLiteError, match=r"ema_decay must be a number in \(0, 1\) \(or None\), got 1.5"):
         PDD(ema_decay=1.5)
