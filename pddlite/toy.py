@@ -26,7 +26,8 @@ from torch import nn
 
 from .embedding import normalize
 from .errors import PDDLiteError
-from .losses import diameter_loss, inter_class_loss, intra_class_loss, margin_loss, pair_masks, pairwise_distances
+from .losses import (_quantile, diameter_loss, inter_class_loss, intra_class_loss, margin_loss, pair_masks,
+                     pairwise_distances)
 from .modes import network_mode
 
 #: The losses a toy run can descend, by name, with the equation each implements.
@@ -75,6 +76,54 @@ def separation(z: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     }
 
 
+def ib_terms(z: torch.Tensor, y: torch.Tensor, sigma: float = 0.5, sigma_hat: float = 1.0) -> dict[str, float]:
+    """The two terms of the information bottleneck read in distances (Eqs. 2-3), up to constants.
+
+    * ``relevance`` (Eq. 2, I(Y;Z)): the mean over points of
+      log softmax_y(-||z - mu_y||^2 / (2 sigma^2)) at the point's own class, mu_y the class mean,
+      one spread ``sigma`` for every class: larger when each point is nearer its own class mean;
+    * ``compression`` (Eq. 3, I(X;Z)): minus the mean squared distance over all pairs, divided by
+      2 ``sigma_hat``^2: larger (less compression) when the points are closer together.
+
+    Both use **squared** distances, as the Gaussian assumptions give them; Eqs. 4-6 use plain ones.
+    """
+    z = z.detach().float()
+    yy = torch.as_tensor(y).long()
+    classes, index = torch.unique(yy, return_inverse=True)
+    means = torch.stack([z[index == c].mean(dim=0) for c in range(len(classes))])
+    sq = torch.cdist(z, means) ** 2
+    relevance = torch.log_softmax(-sq / (2 * sigma ** 2), dim=1).gather(1, index[:, None]).mean()
+    pairs = torch.ones(len(z), len(z), dtype=torch.bool).triu(diagonal=1)
+    compression = -(torch.cdist(z, z) ** 2)[pairs].mean() / (2 * sigma_hat ** 2)
+    return {"relevance": float(relevance), "compression": float(compression)}
+
+
+def thresholds(z: torch.Tensor, y: torch.Tensor, q_intra: float = 0.5, q_inter: float = 0.25
+               ) -> dict[str, object]:
+    """The thresholds of Eqs. 5-6 as the losses compute them, and which pairs each hinge touches.
+
+    R_intra is **one** quantile over the same-class pairs of all classes pooled (R_inter over all
+    different-class pairs), not one per class. Returns ``R_intra``, ``R_inter``, the pair counts
+    ``intra_pairs``, ``intra_above`` (pairs longer than R_intra: the terms of Eq. 5),
+    ``inter_pairs``, ``inter_below`` (pairs shorter than R_inter: the terms of Eq. 6), and
+    ``above_per_class``: {class: (pairs above R_intra, pairs of that class)}.
+    """
+    z = z.detach().float()
+    yy = torch.as_tensor(y).long()
+    d = pairwise_distances(z)
+    same, diff = pair_masks(yy)
+    r_intra, r_inter = float(_quantile(d[same], q_intra)), float(_quantile(d[diff], q_inter))
+    above = same & (d > r_intra)
+    per_class = {}
+    for c in torch.unique(yy).tolist():
+        rows = (yy == c)[:, None]
+        per_class[int(c)] = (int((above & rows).sum()), int((same & rows).sum()))
+    return {"R_intra": r_intra, "R_inter": r_inter,
+            "intra_pairs": int(same.sum()), "intra_above": int(above.sum()),
+            "inter_pairs": int(diff.sum()), "inter_below": int((diff & (d < r_inter)).sum()),
+            "above_per_class": per_class}
+
+
 @dataclass
 class DescentRun:
     """One descent: the loss at every step, tracked quantities, and (for points) the paths.
@@ -106,11 +155,14 @@ def _record(run: DescentRun, z: torch.Tensor, y: torch.Tensor) -> None:
 
 
 def make_toy_prototypes(
-    n_classes: int = 3, shots: int = 6, radius: float = 1.5, spread: float = 0.8, seed: int = 0
+    n_classes: int = 3, shots: int = 6, radius: float = 1.5, spread: float = 0.8, seed: int = 0,
+    unit: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``shots`` 2-D points per class around class centres evenly spaced on a circle.
 
     With the defaults the classes overlap a little, so both terms of the loss have work to do.
+    ``unit=True`` scales every point to length 1, onto the unit circle, as pddlite's default
+    embedding (centred, L2-normalised) lies on the unit sphere.
     Returns (points P x 2 float32, labels P int64), class by class.
     """
     if n_classes < 2 or shots < 2:
@@ -120,7 +172,11 @@ def make_toy_prototypes(
     centres = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
     points = centres.repeat_interleave(shots, dim=0) + spread * torch.randn(n_classes * shots, 2, generator=g)
     labels = torch.arange(n_classes).repeat_interleave(shots)
-    return points, labels
+    return (_to_unit(points) if unit else points), labels
+
+
+def _to_unit(z: torch.Tensor) -> torch.Tensor:
+    return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def gradient(points: torch.Tensor, labels: torch.Tensor, loss: str = "margin", **params: float) -> torch.Tensor:
@@ -138,12 +194,15 @@ def descend(
     steps: int = 50,
     lr: float = 0.05,
     normalize_step: bool = False,
+    unit: bool = False,
     **params: float,
 ) -> DescentRun:
     """``steps`` steps of plain gradient descent on free points; returns a :class:`DescentRun`.
 
     ``normalize_step=True`` moves the points by exactly ``lr`` (Frobenius norm of the whole step)
     each time, so two losses can be compared by the direction of their gradients alone.
+    ``unit=True`` scales every point back to length 1 after each step (projected gradient
+    descent on the unit circle), as pddlite's L2-normalised embedding stays on the unit sphere.
     ``params`` go to :func:`loss_function` (``beta``, ``q_intra``, ``q_inter``).
     """
     if steps < 0 or lr <= 0:
@@ -166,6 +225,8 @@ def descend(
         if normalize_step:
             grad = grad / grad.norm().clamp_min(1e-12)
         z = z - lr * grad
+        if unit:
+            z = _to_unit(z)
         path.append(z.clone())
     if steps == 0:
         run.initial_gradient = gradient(points, y, loss, **params).numpy()
@@ -180,10 +241,11 @@ def compare_descent(
     steps: int = 100,
     lr: float = 0.02,
     normalize_step: bool = False,
+    unit: bool = False,
     **params: float,
 ) -> dict[str, DescentRun]:
     """Descend each loss from the same starting points with the same step rule (Eq. 4 against Eq. 5)."""
-    return {name: descend(points, labels, name, steps, lr, normalize_step, **params) for name in losses}
+    return {name: descend(points, labels, name, steps, lr, normalize_step, unit, **params) for name in losses}
 
 
 def compare_descent_network(

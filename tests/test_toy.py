@@ -146,3 +146,43 @@ def test_compare_descent_network_leaves_the_network_alone(torch_single_thread):
     assert runs["margin"].metrics["ratio"][-1] != runs["margin"].metrics["ratio"][0]
     with pytest.raises(PDDLiteError):
         toy.compare_descent_network(net, images, labels, optimizer="rmsprop")
+
+
+def test_unit_points_stay_on_the_unit_circle():
+    p, y = toy.make_toy_prototypes(n_classes=3, shots=4, seed=0, unit=True)
+    np.testing.assert_allclose(p.norm(dim=1).numpy(), 1.0, rtol=1e-6)
+    run = toy.descend(p, y, "margin", steps=5, lr=0.1, unit=True)
+    np.testing.assert_allclose(np.linalg.norm(run.trajectory, axis=2), 1.0, rtol=1e-5)
+    runs = toy.compare_descent(p, y, steps=3, lr=0.1, unit=True)
+    for r in runs.values():
+        np.testing.assert_allclose(np.linalg.norm(r.trajectory, axis=2), 1.0, rtol=1e-5)
+
+
+def test_ib_terms_on_a_known_configuration():
+    z = torch.tensor([[0.0, 0.0], [0.0, 2.0], [3.0, 0.0], [3.0, 2.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    t = toy.ib_terms(z, y, sigma=1.0, sigma_hat=1.0)
+    # every point is 1 from its own mean (0, 1) or (3, 1) and sqrt(10) from the other
+    assert t["relevance"] == pytest.approx(float(torch.log_softmax(torch.tensor([-0.5, -5.0]), 0)[0]), rel=1e-5)
+    squared = [4.0, 9.0, 13.0, 13.0, 9.0, 4.0]
+    assert t["compression"] == pytest.approx(-np.mean(squared) / 2, rel=1e-5)
+    # pulling each point towards its class mean raises the relevance and lowers the compression term's
+    # distances, so I(X;Z) rises: the two terms disagree on same-class pairs
+    line = torch.tensor([[0.0, 0.0], [2.0, 0.0], [3.0, 0.0], [5.0, 0.0]])
+    means = torch.tensor([[1.0, 0.0], [4.0, 0.0]])[y]
+    wide, tight = toy.ib_terms(line, y), toy.ib_terms(line + 0.5 * (means - line), y)
+    assert tight["relevance"] > wide["relevance"] and tight["compression"] > wide["compression"]
+
+
+def test_thresholds_are_pooled_over_classes():
+    # class 0 is tight (pair distance 1), class 1 wide (pair distances 4, 4, 8)
+    z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [20.0, 0.0], [24.0, 0.0], [28.0, 0.0]])
+    y = torch.tensor([0, 0, 1, 1, 1])
+    t = toy.thresholds(z, y, q_intra=0.5, q_inter=0.25)
+    assert t["intra_pairs"] == 4 and t["R_intra"] == pytest.approx(4.0)
+    assert t["intra_above"] == 1 and t["above_per_class"] == {0: (0, 1), 1: (1, 3)}
+    inter = np.array([20.0, 24.0, 28.0, 19.0, 23.0, 27.0])
+    assert t["inter_pairs"] == 6 and t["R_inter"] == pytest.approx(np.quantile(inter, 0.25))
+    assert t["inter_below"] == int((inter < np.quantile(inter, 0.25)).sum())
+    # q_intra = 0: every same-class pair but the shortest is a term of Eq. 5
+    assert toy.thresholds(z, y, q_intra=0.0)["intra_above"] == 3
