@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -118,26 +119,93 @@ def tune_up_from(
     return model.tune_up(task)
 
 
+def rescored(model: PDD, task: Task, bandwidth: float | None = None, scoring: str | None = None,
+             **options: Any) -> np.ndarray:
+    """The test scores of ``model``'s current embedding, rescored on ``task`` without training.
+
+    A copy of ``model`` with some scoring fields changed (:data:`SCORING_ONLY`: ``bandwidth``, in
+    the model's ``bandwidth_unit`` unless ``bandwidth_unit`` is given too, ``scoring``, ...) fits
+    its scorer exactly as :meth:`PDD.fit_scorer` does and scores ``task.test_images`` (higher =
+    more anomalous; Eq. 7's rank-exact score for ``scoring="kde"``). ``scoring=None`` keeps the
+    model's own. ``normalization`` may be changed too: it only re-reads the same networks (raw
+    features, ``"none"``, are the paper's f(x)).
+    """
+    if scoring is not None:
+        if scoring not in SCORINGS:
+            raise PDDLiteError(f"rescore knows scoring {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
+        options["scoring"] = scoring
+    allowed = set(SCORING_ONLY) | {"normalization"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise PDDLiteError(f"rescore changes only the scoring ({', '.join(sorted(allowed))}); "
+                           f"got {', '.join(sorted(unknown))}")
+    if bandwidth is not None:
+        options["bandwidth"] = float(bandwidth)
+    scored = model.copy_with(progress=False, **options).fit_scorer(task)
+    return scored.decision_function(task.test_images)
+
+
 def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str = "kde",
             **options: Any) -> dict[str, float]:
     """AUROC and AUPRC of ``model``'s current embedding scored on ``task``'s prototypes, without training.
 
-    ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"umap"`` is the sample
-    notebook's transductive UMAP-3D KDE, ``"umap-inductive"`` the same fitted on the unlabeled
-    training embeddings. ``bandwidth`` defaults to the model's (in the model's
-    ``bandwidth_unit``); ``options`` may change the other scoring fields (:data:`SCORING_ONLY`).
-    The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it.
+    ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"kde-pseudo"`` is Eq. 7
+    with the unlabeled training images added to the class of their nearest prototype (beyond the
+    paper); ``"umap"`` is the sample notebook's transductive UMAP-3D KDE, ``"umap-inductive"`` the
+    same fitted on the unlabeled training embeddings. ``bandwidth`` defaults to the model's (in
+    the model's ``bandwidth_unit``); ``options`` may change the other scoring fields
+    (:data:`SCORING_ONLY`). The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it
+    (:func:`rescored` gives the scores themselves).
     """
     if scoring not in SCORINGS:
         raise PDDLiteError(f"rescore knows scoring {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
     unknown = set(options) - set(SCORING_ONLY)
     if unknown:
         raise PDDLiteError(f"rescore changes only the scoring ({', '.join(SCORING_ONLY)}); got {', '.join(sorted(unknown))}")
-    options["scoring"] = scoring
-    if bandwidth is not None:
-        options["bandwidth"] = float(bandwidth)
-    scored = model.copy_with(progress=False, **options).fit_scorer(task)
-    return evaluate(task.test_is_anomaly, scored.decision_function(task.test_images))
+    return evaluate(task.test_is_anomaly, rescored(model, task, bandwidth, scoring, **options))
+
+
+def tuneup_curve(pretrained: PDD, task: Task, scoring: str | None = None, progress: bool | None = None,
+                 **options: Any) -> tuple[PDD, list[dict[str, Any]]]:
+    """Tune up a copy of ``pretrained`` (as :func:`tune_up_from`, no checkpoint) and score the test
+    split after every epoch: ``(tuned model, rows)``.
+
+    Rows: ``epoch`` (0 = the pre-trained model), ``auroc``, ``auprc``, scored with the copy's
+    scoring (or ``scoring``) on ``task``'s prototypes. The copy is trained exactly as
+    :func:`tune_up_from` trains it (scoring in between reads the networks in eval mode and draws
+    no random numbers), so the last row is the tuned model's score. These are numbers of the
+    scored split, for watching the tune-up (Figs. 9-11 show its end points); choosing an epoch
+    by them would select on that split (see the README's protocol).
+    """
+    if getattr(pretrained, "stage_", None) is not Stage.PRETRAINED:
+        raise PDDLiteError("tuneup_curve needs a model right after pretrain(task) (stage 'pretrained'), "
+                           f"got stage '{getattr(pretrained, 'stage_', None)}'")
+    unknown = set(options) - set(TUNE_UP_OPTIONS)
+    if unknown:
+        raise PDDLiteError(f"{', '.join(sorted(unknown))} would change the pre-training; a copy can change only: "
+                           f"{', '.join(TUNE_UP_OPTIONS)}")
+    model = pretrained.copy_with(checkpoint=None, progress=progress, **options)
+    scoring = scoring or model.config.scoring
+    rows: list[dict[str, Any]] = [{"epoch": 0, **evaluate(task.test_is_anomaly,
+                                                          rescored(model, task, scoring=scoring))}]
+    save = model._save  # the tune-up calls it after every epoch: score there too
+
+    def after_epoch(stage: Stage, trainer: Any) -> None:
+        save(stage, trainer)
+        if trainer is None or stage is not Stage.TUNING:  # a change of stage, not the end of an epoch
+            return
+        snapshot = model.copy_with(progress=False)
+        if getattr(trainer, "ema", None) is not None:  # a tuned model with ema_decay scores the average
+            snapshot.discriminator_.load_state_dict(trainer.ema.average.state_dict())
+        rows.append({"epoch": int(trainer.epoch), **evaluate(task.test_is_anomaly,
+                                                             rescored(snapshot, task, scoring=scoring))})
+
+    model._save = after_epoch  # type: ignore[method-assign]
+    try:
+        model.tune_up(task)
+    finally:
+        del model._save
+    return model, rows
 
 
 def _pretrain_metrics(pretrained: PDD, task: Task, bandwidth: float) -> dict[str, float]:

@@ -285,6 +285,8 @@ def score_histograms(
         ax.set_visible(False)
     for ax in axes[(nrows - 1) * ncols:]:
         ax.set_xlabel(xlabel, fontsize=8)
+    for ax in axes[::ncols]:
+        ax.set_ylabel("count", fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -337,12 +339,30 @@ def _history_segments(history: Any) -> list[tuple[str, list[Mapping[str, float]]
     return [("", list(history))]
 
 
+#: Plain-language names of the losses that trainers record (``history`` keys), for legends.
+LOSS_NAMES = {
+    "loss_d": "discriminator loss",
+    "loss_g": "generator loss",
+    "loss_ge": "generator + encoder loss",
+    "loss_margin": "margin loss (Eqs. 5-6)",
+    "loss_ae": "autoencoder loss",
+    "loss_svdd": "distance to the centre (Deep SVDD)",
+    "adv": "adversarial loss",
+    "con": "reconstruction loss",
+    "enc": "latent-code loss",
+}
+
+#: Plain-language names of training stages (``history_`` keys of a PDD).
+STAGE_NAMES = {"pretrain": "pre-training", "tuneup": "tune-up"}
+
+
 def loss_curves(history: Any, title: str | None = None) -> Figure:
     """Per-epoch losses: a trainer's ``history`` (list of dicts) or a PDD's ``history_`` (stage -> list).
 
     Adversarial losses (``loss_d``, ``loss_g``, ``loss_ge``) share the left panel; the margin loss of
-    the tune-up (``loss_margin``), on another scale, gets a panel of its own. Stages run one after
-    the other on a shared epoch axis, divided by a dashed line; a line never joins two stages.
+    the tune-up (``loss_margin``, Eqs. 5-6), on another scale, gets a panel of its own. Stages run
+    one after the other on a shared epoch axis, divided by a dashed line; a line never joins two
+    stages. Legends and stage names are in words (:data:`LOSS_NAMES`, :data:`STAGE_NAMES`).
     """
     segments = [(stage, rows) for stage, rows in _history_segments(history) if rows]
     if not segments:
@@ -364,11 +384,11 @@ def loss_curves(history: Any, title: str | None = None) -> Figure:
                 pts = [(offset + i + 1, float(row[k])) for i, row in enumerate(rows) if k in row]
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.plot(xs, ys, marker="o", markersize=3, color=colors[k], label=k)
+                    ax.plot(xs, ys, marker="o", markersize=3, color=colors[k], label=LOSS_NAMES.get(k, k))
             if offset > 0:
                 ax.axvline(offset + 0.5, color="gray", linestyle="--", linewidth=1)
             if stage and len(segments) > 1:
-                ax.text(offset + (len(rows) + 1) / 2, 0.98, stage, transform=ax.get_xaxis_transform(),
+                ax.text(offset + (len(rows) + 1) / 2, 0.98, STAGE_NAMES.get(stage, stage), transform=ax.get_xaxis_transform(),
                         ha="center", va="top", fontsize=8, color="gray", clip_on=True)
         offset += len(rows)
     for ax in axes:
@@ -589,4 +609,179 @@ def descent_curves(runs: Mapping[str, Any], metric: str = "diameter", title: str
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- before / after the tune-up
+
+
+def stage_histograms(scores: Mapping[str, Any], is_anomaly: Any, bins: int = 30, xlabel: str = "anomaly score",
+                     title: str | None = None) -> Figure:
+    """One panel per model (e.g. pre-trained, adversarial steps only, tuned: Figs. 9-11's three
+    stages), each with the scores of normal test images (blue) and anomalies (red) as counts.
+
+    Each panel has its own x axis: scores of different models are on different scales, and what
+    matters is how far the red lies to the right of the blue.
+    """
+    y = _numpy(is_anomaly).astype(bool).ravel()
+    if not scores:
+        raise PDDLiteError("give at least one score: {name: scores}")
+    if y.all() or not y.any():
+        raise PDDLiteError("the histograms need both normal and anomalous test images")
+    fig = Figure(figsize=(3.0 * len(scores), 2.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(scores), squeeze=False)).ravel()
+    for ax, (name, s) in zip(axes, scores.items()):
+        s = _numpy(s).astype(np.float64).ravel()
+        if len(s) != len(y):
+            raise PDDLiteError(f"{name}: {len(s)} scores for {len(y)} labels")
+        lo, hi = float(s.min()), float(s.max())
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        ax.hist(s[~y], bins=edges, color=NORMAL_COLOR, alpha=0.6, label=f"normal ({int((~y).sum())})")
+        ax.hist(s[y], bins=edges, color=ANOMALY_COLOR, alpha=0.7, label=f"anomaly ({int(y.sum())})")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("count")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def metric_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[str] = ("auroc", "auprc"),
+                  xlabel: str = "tune-up epoch (0 = after pre-training)", title: str | None = None) -> Figure:
+    """AUROC and AUPRC after every epoch, one panel per metric and one line per named run (the rows
+    of :func:`pddlite.ablation.tuneup_curve`: ``epoch``, ``auroc``, ``auprc``)."""
+    if not curves or not any(curves.values()):
+        raise PDDLiteError("no curves to draw")
+    names = {"auroc": "AUROC", "auprc": "AUPRC"}
+    fig = Figure(figsize=(4.0 * len(metrics), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)).ravel()
+    for ax, m in zip(axes, metrics):
+        for k, (label, rows) in enumerate(curves.items()):
+            pts = [(int(r["epoch"]), float(r[m])) for r in rows if m in r]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", markersize=4, color=f"C{k}", label=label)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(names.get(m, m))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def pair_distance_histograms(embeddings: Mapping[str, tuple[Any, Any]], q_intra: float = 0.5, q_inter: float = 0.25,
+                             bins: int = 40, title: str | None = None) -> Figure:
+    """The prototypes' pair distances, within a class (blue) and between classes (orange), one panel
+    per named embedding ``{name: (z, labels)}``, with the thresholds of Eqs. 5-6 as vertical lines:
+    R_intra, the ``q_intra``-quantile of the within-class distances, and R_inter, the
+    ``q_inter``-quantile of the between-class distances (:mod:`pddlite.losses`). The margin loss
+    pushes within-class pairs below R_intra and between-class pairs above R_inter.
+    """
+    from .losses import pair_masks, pairwise_distances
+
+    if not embeddings:
+        raise PDDLiteError("give at least one embedding: {name: (z, labels)}")
+    fig = Figure(figsize=(4.0 * len(embeddings), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(embeddings), squeeze=False)).ravel()
+    for ax, (name, (z, labels)) in zip(axes, embeddings.items()):
+        z = torch.as_tensor(_numpy(z), dtype=torch.float64)
+        y = torch.as_tensor(_numpy(labels).astype(np.int64))
+        if z.ndim != 2 or len(z) != len(y):
+            raise PDDLiteError(f"{name}: embeddings must be P x d with one label each")
+        d = pairwise_distances(z)
+        same, diff = pair_masks(y)
+        within, between = d[same].numpy(), d[diff].numpy()
+        if len(within) == 0 or len(between) == 0:
+            raise PDDLiteError(f"{name}: needs two or more prototypes in two or more classes")
+        r_intra, r_inter = np.quantile(within, q_intra), np.quantile(between, q_inter)
+        edges = np.linspace(0.0, float(d.max()) * 1.02 or 1.0, bins + 1)
+        ax.hist(within, bins=edges, color="tab:blue", alpha=0.6, density=False, label="same class")
+        ax.hist(between, bins=edges, color="tab:orange", alpha=0.5, density=False, label="different classes")
+        ax.axvline(r_intra, color="tab:blue", linestyle="--", linewidth=1.5, label=f"R_intra = {r_intra:.2f}")
+        ax.axvline(r_inter, color="tab:orange", linestyle="--", linewidth=1.5, label=f"R_inter = {r_inter:.2f}")
+        ax.set_yscale("log")
+        ax.set_xlabel("distance between two prototypes")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("count of pairs (log scale)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- error analysis
+
+
+def error_grid(images: Any, neighbours: Any, row_labels: Sequence[str] | None = None,
+               neighbour_labels: Sequence[Sequence[str]] | None = None, title: str | None = None,
+               scale: float = 0.75) -> Figure:
+    """Each image of ``images`` (Q) in the first column, its nearest prototypes (``neighbours``:
+    Q x k images) to its right, behind a red divider: what each mistake was taken for
+    (:mod:`pddlite.error_analysis`). ``neighbour_labels`` (Q lists of k) are written under them.
+    """
+    q, nb = _numpy(images), _numpy(neighbours)
+    if nb.ndim == 4:  # Q x C x H x W with one neighbour each
+        nb = nb[:, None]
+    if len(q) == 0 or len(nb) != len(q):
+        raise PDDLiteError(f"{len(q)} images but {len(nb)} rows of neighbours")
+    k = nb.shape[1]
+    rows = np.concatenate([q[:, None], nb], axis=1).reshape((-1,) + q.shape[1:])
+    fig = image_grid(rows, ncols=k + 1, row_labels=row_labels, title=title, scale=scale)
+    ax = fig.axes[0]
+    w, h = q.shape[-1] + 2, q.shape[-2] + 2
+    ax.axvline(1 + w, color=ANOMALY_COLOR, linewidth=2)
+    ax.text(1 + w / 2, -2, "image", ha="center", va="bottom", fontsize=8)
+    ax.text(1 + w + k * w / 2, -2, "nearest prototypes", ha="center", va="bottom", fontsize=8)
+    if neighbour_labels is not None:
+        for r, names in enumerate(neighbour_labels):
+            for j, name in enumerate(list(names)[:k]):
+                ax.text(2 + (j + 1) * w + 1, 2 + r * h + 1, str(name), ha="left", va="top", fontsize=7,
+                        color="yellow", fontweight="bold")
+    if row_labels:
+        ax.tick_params(axis="y", labelsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------- the introduction's toy
+
+
+def sphere_vs_classes(toy: Any, bandwidth: float = 0.5, steps: int = 121, title: str | None = None) -> Figure:
+    """Sec. 1's argument drawn (:mod:`pddlite.intro`): the anomaly score of one sphere around all
+    normal data (left) and of Eq. 7 with one density per class (right) as heat maps over the plane,
+    the normal points in their class colours and the anomalies as red stars. The colour of a place
+    is the share of normal points that score lower there (:func:`pddlite.intro.normal_rank`): black,
+    more normal than every normal point; white, more anomalous than all of them. So the two maps
+    share one scale, where a threshold would cut.
+    """
+    from .intro import class_density_score, normal_rank, score_grid, sphere_score
+
+    xs, ys, sphere, dens = score_grid(toy, bandwidth=bandwidth, steps=steps)
+    fig = Figure(figsize=(9.6, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    colors = class_colors(toy.labels)
+    on_normal = (sphere_score(toy.normal, toy.normal),
+                 class_density_score(toy.normal, toy.labels, toy.normal, bandwidth))
+    panels = [(sphere, on_normal[0], "one sphere: distance to the centre of all normal data"),
+              (dens, on_normal[1], f"one density per class (Eq. 7, w = {bandwidth:g})")]
+    for ax, (grid, normal_scores, name) in zip(axes, panels):
+        ranks = normal_rank(normal_scores, grid.ravel()).reshape(grid.shape)
+        mesh = ax.pcolormesh(xs, ys, ranks, cmap="magma", shading="auto", vmin=0, vmax=1)
+        for c in sorted(colors):
+            m = toy.labels == c
+            ax.scatter(toy.normal[m, 0], toy.normal[m, 1], s=12, color=colors[c], edgecolors="white",
+                       linewidths=0.4, label=f"normal class {c}")
+        ax.scatter(toy.anomalies[:, 0], toy.anomalies[:, 1], marker="*", s=140, color=ANOMALY_COLOR,
+                   edgecolors="white", linewidths=0.8, label="anomaly")
+        ax.set_title(name, fontsize=10)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x1")
+    axes[0].set_ylabel("x2")
+    axes[1].legend(fontsize=8, loc="upper right", framealpha=0.85, markerscale=1.3)
+    bar = fig.colorbar(mesh, ax=list(axes), shrink=0.8)
+    bar.set_label("share of normal points scoring lower")
+    if title:
+        fig.suptitle(title)
     return fig

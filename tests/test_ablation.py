@@ -131,6 +131,45 @@ def test_rescore_scores_inductive_umap_as_the_estimator_does(pretrained, task):
     assert got == pytest.approx(want)
 
 
+def test_rescored_gives_the_scores_and_may_reread_raw_features(pretrained, task):
+    tuned = ablation.tune_up_from(pretrained, task)
+    np.testing.assert_allclose(ablation.rescored(tuned, task), tuned.decision_function(task.test_images))
+    pseudo = ablation.rescored(tuned, task, scoring="kde-pseudo")
+    want = tuned.copy_with(scoring="kde-pseudo").fit_scorer(task).decision_function(task.test_images)
+    np.testing.assert_allclose(pseudo, want)
+    assert evaluate(task.test_is_anomaly, pseudo) == pytest.approx(ablation.rescore(tuned, task, scoring="kde-pseudo"))
+    raw = ablation.rescored(tuned, task, normalization="none")
+    want = tuned.copy_with(normalization="none").fit_scorer(task).decision_function(task.test_images)
+    np.testing.assert_allclose(raw, want)
+    assert tuned.config.normalization == "center-l2"  # the model itself is untouched
+    with pytest.raises(PDDLiteError, match="only the scoring"):
+        ablation.rescored(tuned, task, beta=1.0)
+    with pytest.raises(PDDLiteError):
+        ablation.rescored(tuned, task, scoring="svm")
+
+
+def test_tuneup_curve_scores_every_epoch_and_ends_at_the_tuned_model(pretrained, task):
+    model, rows = ablation.tuneup_curve(pretrained, task, tune_epochs=2)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert {k: rows[0][k] for k in ("auroc", "auprc")} == pytest.approx(ablation.rescore(pretrained, task))  # epoch 0: pre-trained
+    plain = ablation.tune_up_from(pretrained, task, tune_epochs=2)
+    want = evaluate(task.test_is_anomaly, plain.decision_function(task.test_images))
+    assert rows[-1]["auroc"] == pytest.approx(want["auroc"]) and rows[-1]["auprc"] == pytest.approx(want["auprc"])
+    np.testing.assert_array_equal(model.decision_function(task.test_images), plain.decision_function(task.test_images))
+    assert "_save" not in vars(model)  # the per-epoch hook is gone
+    assert pretrained.stage_ == "pretrained"
+
+
+def test_tuneup_curve_adversarial_only_control_and_refusals(pretrained, task):
+    control, rows = ablation.tuneup_curve(pretrained, task, margin_steps=False)
+    assert control.config.margin_steps is False and len(rows) == 2
+    assert all(r["loss_margin"] == 0.0 for r in control.history_["tuneup"])
+    with pytest.raises(PDDLiteError, match="pre-training"):
+        ablation.tuneup_curve(pretrained, task, width=0.5)
+    with pytest.raises(PDDLiteError, match="pretrain"):
+        ablation.tuneup_curve(control, task)
+
+
 # --------------------------------------------------------------------------- sweeps
 
 

@@ -113,6 +113,7 @@ def test_score_histograms_one_panel_per_class():
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 7
     assert visible[3].get_title() == "3 (anomaly)"
+    assert [ax.get_ylabel() for ax in visible] == ["count", "", "", "", "count", "", ""]  # the first column
     _render(fig)
     # constant scores must not break the bins
     _render(plots.score_histograms(np.zeros(20), np.repeat([0, 1], 10)))
@@ -139,7 +140,7 @@ def test_loss_curves_from_pdd_history_and_trainer_history():
     }
     fig = plots.loss_curves(history)
     adversarial, margin = fig.axes
-    d_lines = [line for line in adversarial.get_lines() if line.get_label() == "loss_d"]
+    d_lines = [line for line in adversarial.get_lines() if line.get_label() == "discriminator loss"]
     assert [list(line.get_xdata()) for line in d_lines] == [[1, 2], [3]]  # stages follow each other
     assert list(margin.get_lines()[0].get_xdata()) == [3]
     assert margin.get_xlim() == adversarial.get_xlim()  # one epoch axis for both panels
@@ -245,10 +246,12 @@ def test_loss_curves_never_join_stages_and_label_each_loss_once():
                           {"epoch": 2, "loss_d": 0.8, "loss_g": 0.7, "loss_margin": 2.0}]}
     fig = plots.loss_curves(history)
     adversarial = fig.axes[0]
-    d_lines = [line for line in adversarial.get_lines() if line.get_label() == "loss_d"]
+    d_lines = [line for line in adversarial.get_lines() if line.get_label() == "discriminator loss"]
     assert [list(line.get_xdata()) for line in d_lines] == [[1], [2, 3]]
-    assert [t.get_text() for t in adversarial.get_legend().get_texts()] == ["loss_d", "loss_g"]
-    assert {t.get_text() for t in adversarial.texts} == {"pretrain", "tuneup"}
+    # legends and stages in words, not the history's keys
+    assert [t.get_text() for t in adversarial.get_legend().get_texts()] == ["discriminator loss", "generator loss"]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["margin loss (Eqs. 5-6)"]
+    assert {t.get_text() for t in adversarial.texts} == {"pre-training", "tune-up"}
 
 
 def test_metric_bars_one_group_per_row():
@@ -262,3 +265,69 @@ def test_metric_bars_one_group_per_row():
     _render(fig)
     with pytest.raises(PDDLiteError):
         plots.metric_bars([{"label": "x"}])
+
+
+def test_stage_histograms_one_panel_per_model_normal_and_anomaly_counted():
+    y = np.array([0] * 8 + [1] * 2, dtype=bool)
+    fig = plots.stage_histograms({"pre-trained": np.arange(10.0), "tuned": -np.arange(10.0)}, y)
+    assert [ax.get_title() for ax in fig.axes] == ["pre-trained", "tuned"]
+    assert fig.axes[0].get_ylabel() == "count"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["normal (8)", "anomaly (2)"]
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert sum(heights) == 10  # every image counted once
+    _render(fig)
+    _render(plots.stage_histograms({"constant": np.zeros(10)}, y))
+    with pytest.raises(PDDLiteError):
+        plots.stage_histograms({"s": np.arange(9.0)}, y)
+    with pytest.raises(PDDLiteError):
+        plots.stage_histograms({"s": np.arange(10.0)}, np.zeros(10))
+
+
+def test_metric_curves_one_line_per_run_per_metric():
+    rows = [{"epoch": 0, "auroc": 0.6, "auprc": 0.2}, {"epoch": 1, "auroc": 0.7, "auprc": 0.3}]
+    fig = plots.metric_curves({"tune-up": rows, "adversarial steps only": rows[:1]})
+    auroc_ax, auprc_ax = fig.axes
+    assert auroc_ax.get_ylabel() == "AUROC" and auprc_ax.get_ylabel() == "AUPRC"
+    assert list(auroc_ax.get_lines()[0].get_ydata()) == [0.6, 0.7]
+    assert [t.get_text() for t in auprc_ax.get_legend().get_texts()] == ["tune-up", "adversarial steps only"]
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.metric_curves({})
+
+
+def test_pair_distance_histograms_mark_the_quantiles_of_eqs_5_6():
+    z = torch.tensor([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0], [3.0, 2.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    fig = plots.pair_distance_histograms({"before": (z, y), "after": (z * 2, y)}, q_intra=0.5, q_inter=0.25)
+    before = fig.axes[0]
+    # within-class distances 1 and 2 (median 1.5); between-class sqrt(9), sqrt(10), sqrt(9+4)... lowest quartile
+    between = np.sort([3.0, np.hypot(3, 1), np.hypot(3, 2), np.hypot(3, 1)])
+    texts = [t.get_text() for t in before.get_legend().get_texts()]
+    assert texts[2] == "R_intra = 1.50" and texts[3] == f"R_inter = {np.quantile(between, 0.25):.2f}"
+    assert fig.axes[1].get_legend().get_texts()[2].get_text() == "R_intra = 3.00"
+    assert before.get_ylabel().startswith("count")
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.pair_distance_histograms({"one class": (z, torch.zeros(4, dtype=torch.long))})
+
+
+def test_error_grid_puts_each_image_beside_its_neighbours():
+    fig = plots.error_grid(_images(3), torch.stack([_images(2, seed=s) for s in range(3)]),
+                           row_labels=["a", "b", "c"], neighbour_labels=[["1", "2"]] * 3, title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert ax.get_images()[0].get_array().shape[1] == 3 * 30 + 2  # image + 2 neighbours per row
+    assert {"image", "nearest prototypes"} <= {t.get_text() for t in ax.texts}
+    _render(fig)
+    with pytest.raises(PDDLiteError):
+        plots.error_grid(_images(3), _images(2))
+
+
+def test_sphere_vs_classes_draws_two_maps_with_the_anomalies():
+    from pddlite.intro import between_classes_toy
+
+    fig = plots.sphere_vs_classes(between_classes_toy(per_class=10), steps=21)
+    left, right = fig.axes[:2]
+    assert "sphere" in left.get_title() and "Eq. 7" in right.get_title()
+    assert "anomaly" in [t.get_text() for t in right.get_legend().get_texts()]
+    _render(fig)
