@@ -733,8 +733,9 @@ def error_grid(images: Any, neighbours: Any, row_labels: Sequence[str] | None = 
     ax = fig.axes[0]
     w, h = q.shape[-1] + 2, q.shape[-2] + 2
     ax.axvline(1 + w, color=ANOMALY_COLOR, linewidth=2)
-    ax.text(1 + w / 2, -2, "image", ha="center", va="bottom", fontsize=8)
-    ax.text(1 + w + k * w / 2, -2, "nearest prototypes", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks([1 + w / 2, 1 + w + k * w / 2])
+    ax.set_xticklabels(["image", "nearest prototypes"], fontsize=8)
+    ax.tick_params(axis="x", length=0)
     if neighbour_labels is not None:
         for r, names in enumerate(neighbour_labels):
             for j, name in enumerate(list(names)[:k]):
@@ -785,3 +786,24 @@ def sphere_vs_classes(toy: Any, bandwidth: float = 0.5, steps: int = 121, title:
     if title:
         fig.suptitle(title)
     return fig
+
+
+def mistakes_grid(task: Any, scores: Any, indices: Any, z_test: Any, z_prototypes: Any, k: int = 3,
+                  class_word: str = "class", title: str | None = None) -> Figure:
+    """:func:`error_grid` for test images ``indices`` of ``task`` (e.g. from
+    :func:`pddlite.error_analysis.top_false_alarms`): each beside its ``k`` nearest prototypes in
+    the space of ``z_test`` / ``z_prototypes`` (PDD's embedding f(x), or the images themselves for
+    the pixel baselines), labelled with its class and score, each prototype with its class."""
+    from .error_analysis import nearest_prototypes
+
+    idx = np.asarray(indices, dtype=np.int64)
+    if len(idx) == 0:
+        raise PDDLiteError("no images to show")
+    zt = _numpy(z_test)
+    near, _ = nearest_prototypes(zt[idx], _numpy(z_prototypes), k)
+    s = _numpy(scores).astype(np.float64).ravel()
+    labels, proto_labels = _numpy(task.test_labels).astype(np.int64), _numpy(task.prototype_labels).astype(np.int64)
+    proto_images = _numpy(task.prototype_images)
+    rows = [f"{class_word} {labels[i]}, score {s[i]:.2f}" for i in idx]
+    return error_grid(_numpy(task.test_images)[idx], proto_images[near], row_labels=rows,
+                      neighbour_labels=[[str(proto_labels[j]) for j in r] for r in near], title=title)

@@ -317,7 +317,7 @@ def test_error_grid_puts_each_image_beside_its_neighbours():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     assert ax.get_images()[0].get_array().shape[1] == 3 * 30 + 2  # image + 2 neighbours per row
-    assert {"image", "nearest prototypes"} <= {t.get_text() for t in ax.texts}
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["image", "nearest prototypes"]
     _render(fig)
     with pytest.raises(PDDLiteError):
         plots.error_grid(_images(3), _images(2))
@@ -330,4 +330,20 @@ def test_sphere_vs_classes_draws_two_maps_with_the_anomalies():
     left, right = fig.axes[:2]
     assert "sphere" in left.get_title() and "Eq. 7" in right.get_title()
     assert "anomaly" in [t.get_text() for t in right.get_legend().get_texts()]
+    _render(fig)
+
+
+def test_mistakes_grid_labels_each_image_and_its_nearest_prototypes(mnist5k_task):
+    t = mnist5k_task
+    scores = np.zeros(len(t.test_images))
+    scores[[5, 9]] = [2.0, 1.0]
+    fig = plots.mistakes_grid(t, scores, [5, 9], t.test_images, t.prototype_images, k=2, class_word="digit")
+    ax = fig.axes[0]
+    rows = [tick.get_text() for tick in ax.get_yticklabels()]
+    assert rows == [f"digit {int(t.test_labels[5])}, score 2.00", f"digit {int(t.test_labels[9])}, score 1.00"]
+    from pddlite.error_analysis import nearest_prototypes
+
+    near, _ = nearest_prototypes(t.test_images[[5]], t.prototype_images, 2)
+    want = [str(int(t.prototype_labels[j])) for j in near[0]]
+    assert [x.get_text() for x in ax.texts][:2] == want
     _render(fig)
