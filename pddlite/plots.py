@@ -352,6 +352,9 @@ LOSS_NAMES = {
     "enc": "latent-code loss",
 }
 
+#: How metrics are named in legends and axis labels.
+METRIC_NAMES = {"auroc": "AUROC", "auprc": "AUPRC"}
+
 #: Plain-language names of training stages (``history_`` keys of a PDD).
 STAGE_NAMES = {"pretrain": "pre-training", "tuneup": "tune-up"}
 
@@ -547,7 +550,7 @@ def metric_bars(rows: Sequence[Mapping[str, Any]], label: str = "label",
     for k, m in enumerate(metrics):
         pos = np.arange(len(rows)) + (k - (len(metrics) - 1) / 2) * height
         values = [float(r[m]) for r in rows]
-        bars = ax.barh(pos, values, height=height * 0.9, color=f"C{k}", label=m)
+        bars = ax.barh(pos, values, height=height * 0.9, color=f"C{k}", label=METRIC_NAMES.get(m, m))
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(names, fontsize=8)
@@ -654,7 +657,7 @@ def metric_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Se
     of :func:`pddlite.ablation.tuneup_curve`: ``epoch``, ``auroc``, ``auprc``)."""
     if not curves or not any(curves.values()):
         raise PDDLiteError("no curves to draw")
-    names = {"auroc": "AUROC", "auprc": "AUPRC"}
+    names = METRIC_NAMES
     fig = Figure(figsize=(4.0 * len(metrics), 3.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)).ravel()
     for ax, m in zip(axes, metrics):

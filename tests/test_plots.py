@@ -262,6 +262,7 @@ def test_metric_bars_one_group_per_row():
     assert len(ax.patches) == 4  # two rows with both metrics; the third is skipped
     assert ax.get_yticklabels()[0].get_text() == "paper"
     assert "\n" in ax.get_yticklabels()[1].get_text()  # long names are wrapped
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["AUROC", "AUPRC"]
     _render(fig)
     with pytest.raises(PDDLiteError):
         plots.metric_bars([{"label": "x"}])
