@@ -83,7 +83,9 @@ def ib_terms(z: torch.Tensor, y: torch.Tensor, sigma: float = 0.5, sigma_hat: fl
       log softmax_y(-||z - mu_y||^2 / (2 sigma^2)) at the point's own class, mu_y the class mean,
       one spread ``sigma`` for every class: larger when each point is nearer its own class mean;
     * ``compression`` (Eq. 3, I(X;Z)): minus the mean squared distance over all pairs, divided by
-      2 ``sigma_hat``^2: larger (less compression) when the points are closer together.
+      2 ``sigma_hat``^2: larger (less compression) when the points are closer together;
+      ``compression_same`` and ``compression_different`` are the parts of that sum from same-class
+      and from different-class pairs (they add up to ``compression``).
 
     Both use **squared** distances, as the Gaussian assumptions give them; Eqs. 4-6 use plain ones.
     """
@@ -93,9 +95,13 @@ def ib_terms(z: torch.Tensor, y: torch.Tensor, sigma: float = 0.5, sigma_hat: fl
     means = torch.stack([z[index == c].mean(dim=0) for c in range(len(classes))])
     sq = torch.cdist(z, means) ** 2
     relevance = torch.log_softmax(-sq / (2 * sigma ** 2), dim=1).gather(1, index[:, None]).mean()
-    pairs = torch.ones(len(z), len(z), dtype=torch.bool).triu(diagonal=1)
-    compression = -(torch.cdist(z, z) ** 2)[pairs].mean() / (2 * sigma_hat ** 2)
-    return {"relevance": float(relevance), "compression": float(compression)}
+    same, different = pair_masks(yy)
+    n_pairs = int(same.sum() + different.sum())
+    sq_pairs = torch.cdist(z, z) ** 2
+    part = {name: float(-sq_pairs[mask].sum() / (n_pairs * 2 * sigma_hat ** 2))
+            for name, mask in (("same", same), ("different", different))}
+    return {"relevance": float(relevance), "compression": part["same"] + part["different"],
+            "compression_same": part["same"], "compression_different": part["different"]}
 
 
 def thresholds(z: torch.Tensor, y: torch.Tensor, q_intra: float = 0.5, q_inter: float = 0.25

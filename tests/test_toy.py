@@ -172,6 +172,9 @@ def test_ib_terms_on_a_known_configuration():
     means = torch.tensor([[1.0, 0.0], [4.0, 0.0]])[y]
     wide, tight = toy.ib_terms(line, y), toy.ib_terms(line + 0.5 * (means - line), y)
     assert tight["relevance"] > wide["relevance"] and tight["compression"] > wide["compression"]
+    assert tight["compression_same"] > wide["compression_same"]
+    for terms in (t, wide, tight):
+        assert terms["compression_same"] + terms["compression_different"] == pytest.approx(terms["compression"])
 
 
 def test_thresholds_are_pooled_over_classes():
