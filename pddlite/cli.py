@@ -40,7 +40,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=20, help="labeled prototypes per normal class (paper: 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default=None, help="smoke, quick, colab or paper (default: $PDDLITE_PROFILE, else quick)")
-    p.add_argument("--method", default="pdd", help="pdd, or a baseline (egbad, ganomaly, mcdd, deepsvdd, pixel-knn, pixel-centroid)")
+    p.add_argument("--method", default="pdd", help="pdd, or a baseline (egbad, ganomaly, mcdd, deepsvdd, pixel-knn, pixel-centroid, pixel-knn-unlabeled)")
     p.add_argument("--variant", default=None, choices=tuple(VARIANTS),
                    help="PDD only: pddlite (default, chosen on validation tasks), paper (as its text states), "
                         "or reference (as the authors' sample notebook does it)")

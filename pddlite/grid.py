@@ -49,7 +49,8 @@ from .variants import DEFAULT_VARIANT, variant_options
 
 #: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
 DEFAULT_DATASETS = ("mnist", "fashion-mnist", "cifar10")
-DEFAULT_METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd", "pixel-knn", "pixel-centroid")
+DEFAULT_METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd", "pixel-knn", "pixel-centroid",
+                   "pixel-knn-unlabeled")
 DEFAULT_REPS = 10
 
 

@@ -7,7 +7,7 @@ Adding a baseline is one file in :mod:`pddlite.baselines` and one line here.
 
 from __future__ import annotations
 
-from .baselines import EGBAD, MCDD, DeepSVDD, GANomaly, PixelCentroid, PixelKNN
+from .baselines import EGBAD, MCDD, DeepSVDD, GANomaly, PixelCentroid, PixelKNN, PixelKNNUnlabeled
 from .detector import Detector
 from .pdd import PDD
 
@@ -20,4 +20,5 @@ METHODS: dict[str, type[Detector]] = {
     "deepsvdd": DeepSVDD,
     "pixel-knn": PixelKNN,
     "pixel-centroid": PixelCentroid,
+    "pixel-knn-unlabeled": PixelKNNUnlabeled,
 }

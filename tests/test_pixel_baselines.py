@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pddlite.baselines import PixelCentroid, PixelKNN
+from pddlite.baselines import PixelCentroid, PixelKNN, PixelKNNUnlabeled
+from pddlite.data import subsample_indices
 from pddlite.errors import PDDLiteError
 from pddlite.experiment import run_task
 
@@ -26,6 +27,33 @@ def test_pixel_knn_is_the_distance_to_the_nearest_prototype():
     np.testing.assert_allclose(scores, [0.0, 0.5, 1.0])
 
 
+def test_pixel_knn_unlabeled_is_the_distance_to_the_nearest_training_image():
+    # prototypes (0, 0) and (1, 1); one unlabeled image at (0, 1): (0.1, 1.0) is 0.1 from it and
+    # 0.9 from (1, 1), which is all the plain PixelKNN, without the unlabeled image, can see
+    images = tiny_images([(0.0, 0.0), (1.0, 1.0), (0.0, 1.0)])
+    labels = [0, 1, -1]
+    query = tiny_images([(0.1, 1.0), (0.0, 0.0)])
+    np.testing.assert_allclose(PixelKNNUnlabeled().fit(images, labels).decision_function(query), [0.1, 0.0], atol=1e-12)
+    np.testing.assert_allclose(PixelKNN().fit(images[:2], [0, 1]).decision_function(query), [0.9, 0.0], atol=1e-12)
+
+
+def test_pixel_knn_unlabeled_reads_the_capped_subset_pdd_reads(mnist5k_task):
+    task = mnist5k_task
+    model = PixelKNNUnlabeled(profile="smoke", seed=3).fit(task)
+    keep = subsample_indices(len(task.train_images), model.profile.max_train_images, seed=3)
+    unlabeled = task.train_images if keep is None else task.train_images[keep]
+    stored = torch.cat([task.prototype_images, unlabeled]).double().flatten(1)
+    torch.testing.assert_close(model.prototypes_, stored.cpu(), rtol=0, atol=0)
+    # the array form gives the same scores as the task form
+    images = torch.cat([task.prototype_images, unlabeled])
+    labels = torch.cat([task.prototype_labels, torch.full((len(unlabeled),), -1)])
+    arrays = PixelKNNUnlabeled(profile="smoke", seed=3)
+    np.testing.assert_array_equal(arrays.fit(images, labels).decision_function(task.test_images[:50]),
+                                  model.decision_function(task.test_images[:50]))
+    with pytest.raises(PDDLiteError, match="-1 for unlabeled images"):
+        PixelKNNUnlabeled().fit(images)
+
+
 def test_pixel_centroid_is_minus_the_best_cosine_after_centring():
     # prototypes (pixel a, pixel b): class 0 at (1, -1) and (1, -1), class 1 at (-1, 1) and (-1, 1):
     # the centre is (0, 0) on those two pixels (-1 elsewhere: cancels), class means (1, -1) and (-1, 1)
@@ -36,7 +64,7 @@ def test_pixel_centroid_is_minus_the_best_cosine_after_centring():
     np.testing.assert_allclose(scores, [0.0, -1.0], atol=1e-12)
 
 
-@pytest.mark.parametrize("cls", [PixelKNN, PixelCentroid])
+@pytest.mark.parametrize("cls", [PixelKNN, PixelCentroid, PixelKNNUnlabeled])
 def test_pixel_baselines_are_inductive(cls, mnist5k_task):
     task = mnist5k_task
     model = cls().fit(task)

@@ -4,8 +4,9 @@
 * :class:`MCDD`: multi-class data description trained with the labels of all normal data (Figs. 6-8).
 * :class:`DeepSVDD`: one hypersphere around all normal data, the single-enclosure baseline that the
   paper's introduction argues against.
-* :class:`PixelKNN` and :class:`PixelCentroid`: sanity baselines in pixel space on the same
-  prototypes, with no training (not in the paper).
+* :class:`PixelKNN`, :class:`PixelCentroid` and :class:`PixelKNNUnlabeled`: sanity baselines in
+  pixel space on the same prototypes (the last also on the unlabeled images), with no training
+  (not in the paper).
 
 Each is a :class:`pddlite.detector.Detector` like :class:`pddlite.PDD` (``fit``, then
 ``decision_function`` with higher = more anomalous) and a ``--method`` of ``pddlite run`` and
@@ -16,6 +17,6 @@ from .deepsvdd import DeepSVDD
 from .egbad import EGBAD
 from .ganomaly import GANomaly
 from .mcdd import MCDD
-from .pixel import PixelCentroid, PixelKNN
+from .pixel import PixelCentroid, PixelKNN, PixelKNNUnlabeled
 
-__all__ = ["DeepSVDD", "EGBAD", "GANomaly", "MCDD", "PixelCentroid", "PixelKNN"]
+__all__ = ["DeepSVDD", "EGBAD", "GANomaly", "MCDD", "PixelCentroid", "PixelKNN", "PixelKNNUnlabeled"]

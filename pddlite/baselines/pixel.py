@@ -8,8 +8,12 @@ A detector that learns has to beat these two to show that it learned something:
   image c, then score minus the largest cosine between x - c and a class's centred prototype mean
   mu_n = mean(p - c over class n's prototypes). This is the pixel-space counterpart of Eq. 7 on
   unit vectors at w >= 5 (:func:`pddlite.scoring.class_mean_score`).
+* :class:`PixelKNNUnlabeled` (``--method pixel-knn-unlabeled``): the Euclidean distance to the
+  nearest training image, prototype or unlabeled, pixels in [-1, 1]. It reads what PDD's
+  ``scoring="kde-pseudo"`` reads (the prototypes and the same capped subset of unlabeled images),
+  so it is the fair check for a score that uses the unlabeled images at scoring time.
 
-Both are inductive (an image's score depends on that image and the prototypes only) and
+All three are inductive (an image's score depends on that image and the prototypes only) and
 deterministic. Neither is in the paper; they are here to put every PDD number in proportion.
 """
 
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Task, check_images, check_labels
+from ..data import Task, check_images, check_labels, task_from_partial_labels
 from .. import options
 from ..detector import Detector, unknown_options
 from ..errors import PDDLiteError
@@ -103,3 +107,30 @@ class PixelCentroid(_PixelDetector):
         v = x - self.center_
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return -(v @ self.class_means_.T).max(dim=1).values
+
+
+class PixelKNNUnlabeled(PixelKNN):
+    """Distance to the nearest training image, prototype or unlabeled, in pixel space (no training).
+
+    ``fit(task)`` reads the task's prototypes and at most the profile's cap of its unlabeled images,
+    drawn with the detector's seed (:func:`pddlite.data.subsample_indices`: the subset PDD reads);
+    ``fit(images, labels)`` takes the prototypes' classes and -1 for each unlabeled image.
+    """
+
+    method = "pixel-knn-unlabeled"
+
+    def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
+        """Store the prototypes and the unlabeled training images."""
+        if isinstance(X, Task):
+            if y is not None:
+                raise PDDLiteError("fit(task) takes no labels: the task's prototypes carry them")
+            task = X
+        elif y is None:
+            raise PDDLiteError("PixelKNNUnlabeled.fit needs labels: the prototypes' classes, and -1 for unlabeled images")
+        else:
+            task = task_from_partial_labels(X, y, self.seed)
+        task = task.subsample_train(self.profile.max_train_images, seed=self.seed)
+        super().fit(task)
+        unlabeled = task.train_images.detach().cpu().double().flatten(1)
+        self.prototypes_ = torch.cat([self.prototypes_, unlabeled])
+        return self
