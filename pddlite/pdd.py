@@ -485,7 +485,9 @@ class PDD(Detector):
 
         With the sample notebook's transductive scoring (``scoring="umap"``) the row also gives the
         same model scored inductively (UMAP fitted on the unlabeled training embeddings) as
-        ``inductive_auroc`` / ``inductive_auprc``, and says ``transductive: true``.
+        ``inductive_auroc`` / ``inductive_auprc``, and says ``transductive: true``. With
+        ``scoring="kde-pseudo"`` it also gives the tuned model under Eq. 7 on the prototypes alone
+        (``prototypes_only_auroc`` / ``prototypes_only_auprc``): what the unlabeled images add.
         ``ablation=False`` skips the adversarial-only control (it costs one more tune-up);
         ``pretrain_cache`` is a folder that lets variants with the same pre-training share it.
         With ``progress``, the estimated training time is printed first (:meth:`training_estimate`).
@@ -516,6 +518,11 @@ class PDD(Detector):
             inductive = model.copy_with(scoring="umap-inductive", progress=False).fit_scorer(task)
             ind = evaluate(task.test_is_anomaly, inductive.decision_function(task.test_images))
             row.update(transductive=True, inductive_auroc=ind["auroc"], inductive_auprc=ind["auprc"])
+        if model.config.scoring == "kde-pseudo":
+            # the same tuned model under Eq. 7 on the prototypes alone: what the unlabeled images add
+            alone = model.copy_with(scoring="kde", progress=False).fit_scorer(task)
+            only = evaluate(task.test_is_anomaly, alone.decision_function(task.test_images))
+            row.update(prototypes_only_auroc=only["auroc"], prototypes_only_auprc=only["auprc"])
         row["model"] = model
         return row
 

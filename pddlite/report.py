@@ -40,17 +40,20 @@ from .stats import mean_std
 METHOD_LABELS = {
     "egbad": "EGBAD", "ganomaly": "GANomaly", "mcdd": "MCDD", "deepsvdd": "Deep SVDD",
     "pixel-knn": "pixel kNN", "pixel-centroid": "pixel centroid",
+    "pixel-knn-unlabeled": "pixel kNN, unlabeled too",
 }
-UNSUPERVISED = ("egbad", "ganomaly", "deepsvdd", "pixel-knn", "pixel-centroid")
+UNSUPERVISED = ("egbad", "ganomaly", "deepsvdd", "pixel-knn", "pixel-centroid", "pixel-knn-unlabeled")
 VARIANT_ORDER = ("pddlite", "paper", "reference")
 _STAGES = {"": "", "-pretrain": ", pre-training only", "-adversarial": ", adversarial steps only",
-           "-inductive": ", inductive UMAP"}
+           "-inductive": ", inductive UMAP", "-prototypes": ", Eq. 7 on the prototypes only"}
 #: row field prefix of each derived PDD series (the tuned model's own metric has none)
-_STAGE_FIELDS = {"-pretrain": "pretrain_", "-adversarial": "adversarial_only_", "-inductive": "inductive_"}
+_STAGE_FIELDS = {"-pretrain": "pretrain_", "-adversarial": "adversarial_only_", "-inductive": "inductive_",
+                "-prototypes": "prototypes_only_"}
 DATASET_LABELS = {"mnist": "MNIST", "mnist-5k": "MNIST-5k", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 PROFILE_PREFERENCE = ("paper", "quick", "smoke")
-_MARKERS = {"egbad": "v", "ganomaly": "^", "mcdd": "D", "deepsvdd": "P", "pixel-knn": "x", "pixel-centroid": "+"}
-_STAGE_MARKERS = {"": "o", "-pretrain": "s", "-adversarial": "d", "-inductive": "h"}
+_MARKERS = {"egbad": "v", "ganomaly": "^", "mcdd": "D", "deepsvdd": "P", "pixel-knn": "x", "pixel-centroid": "+",
+            "pixel-knn-unlabeled": "*"}
+_STAGE_MARKERS = {"": "o", "-pretrain": "s", "-adversarial": "d", "-inductive": "h", "-prototypes": "p"}
 
 
 def series_label(series: str) -> str:
@@ -117,7 +120,8 @@ def collect(rows: Iterable[dict[str, Any]], dataset: str, metric: str) -> dict[s
     ``metric`` is ``"auroc"`` or ``"auprc"``. A PDD row of variant v gives the series ``pdd-v``,
     and ``pdd-v-pretrain`` and ``pdd-v-adversarial`` from its ``pretrain_<metric>`` and
     ``adversarial_only_<metric>`` values (the isolated ablation of Figs. 9-11), and, for the
-    transductive sample-notebook scoring, ``pdd-v-inductive`` from ``inductive_<metric>``.
+    transductive sample-notebook scoring, ``pdd-v-inductive`` from ``inductive_<metric>``, and with
+    ``scoring="kde-pseudo"``, ``pdd-v-prototypes`` from ``prototypes_only_<metric>``.
     """
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
@@ -201,8 +205,7 @@ def consistent_rows(found: Sequence[tuple[Path, dict[str, Any]]], shots: int | N
 
 
 def _malformed(row: dict[str, Any]) -> str | None:
-    for key in ("auroc", "auprc", "pretrain_auroc", "pretrain_auprc", "adversarial_only_auroc",
-                "adversarial_only_auprc", "inductive_auroc", "inductive_auprc"):
+    for key in ("auroc", "auprc", *(prefix + m for prefix in _STAGE_FIELDS.values() for m in ("auroc", "auprc"))):
         value = row.get(key)
         if key in ("auroc", "auprc") or value is not None:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

@@ -13,7 +13,8 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.grid import RunSpec, load_result_files, load_results, write_row
 from pddlite.report import (
-    choose_split, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report, summary_table,
+    _malformed, choose_split, collect, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
+    series_label, summary_table,
 )
 
 METHODS = ("pdd", "egbad", "ganomaly", "mcdd", "deepsvdd")
@@ -232,3 +233,12 @@ def test_rows_with_a_list_or_a_mapping_for_a_name_are_left_out_not_a_traceback(t
     for text in ("variant is [1], not a name", "shots is [20], not a whole number", "shots is '20', not a whole",
                  "profile is {'name': 'paper'}, not a name", "split is ['test'], not a name"):
         assert text in reasons
+
+
+def test_a_pseudo_labeled_row_also_gives_eq7_on_the_prototypes_alone():
+    row = {"dataset": "mnist", "method": "pdd", "variant": "pddlite", "anomaly": 3, "seed": 0,
+           "auroc": 0.9, "auprc": 0.5, "prototypes_only_auroc": 0.8, "prototypes_only_auprc": 0.3}
+    series = collect([row], "mnist", "auprc")
+    assert dict(series["pdd-pddlite"]) == {"3": [0.5]} and dict(series["pdd-pddlite-prototypes"]) == {"3": [0.3]}
+    assert series_label("pdd-pddlite-prototypes") == "PDD (pddlite), Eq. 7 on the prototypes only"
+    assert "prototypes_only_auroc is 1.5" in _malformed({**row, "prototypes_only_auroc": 1.5})
