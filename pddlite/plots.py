@@ -763,7 +763,7 @@ def sphere_vs_classes(toy: Any, bandwidth: float = 0.5, steps: int = 121, title:
     from .intro import class_density_score, normal_rank, score_grid, sphere_score
 
     xs, ys, sphere, dens = score_grid(toy, bandwidth=bandwidth, steps=steps)
-    fig = Figure(figsize=(9.6, 4.4), layout="constrained")
+    fig = Figure(figsize=(9.6, 5.0), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     colors = class_colors(toy.labels)
     on_normal = (sphere_score(toy.normal, toy.normal),
@@ -783,7 +783,9 @@ def sphere_vs_classes(toy: Any, bandwidth: float = 0.5, steps: int = 121, title:
         ax.set_aspect("equal")
         ax.set_xlabel("x1")
     axes[0].set_ylabel("x2")
-    axes[1].legend(fontsize=8, loc="upper right", framealpha=0.85, markerscale=1.3)
+    handles, names = axes[1].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="outside lower center", ncol=len(names), markerscale=1.3,
+               frameon=False)  # below the maps: a legend inside would hide points
     bar = fig.colorbar(mesh, ax=list(axes), shrink=0.8)
     bar.set_label("share of normal points scoring lower")
     if title:

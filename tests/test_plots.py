@@ -330,7 +330,7 @@ def test_sphere_vs_classes_draws_two_maps_with_the_anomalies():
     fig = plots.sphere_vs_classes(between_classes_toy(per_class=10), steps=21)
     left, right = fig.axes[:2]
     assert "sphere" in left.get_title() and "Eq. 7" in right.get_title()
-    assert "anomaly" in [t.get_text() for t in right.get_legend().get_texts()]
+    assert "anomaly" in [t.get_text() for t in fig.legends[0].get_texts()]
     _render(fig)
 
 
