@@ -4,6 +4,11 @@ The GAN pre-training does not see the prototypes' labels, so every ablation of t
 start from one pre-trained model: :func:`tune_up_from` tunes a copy of it with some options
 changed, and :func:`sweep` does so for a list of values and returns one result row per value.
 
+:func:`tuneup_curve` tunes a copy and scores it after every epoch (with ``margin_steps=False``:
+the adversarial-only control that every PDD row records); :func:`rescore` and :func:`rescored`
+score a model's embedding again with another scoring (Eq. 7's bandwidth, ``"kde-pseudo"``, ...)
+without training.
+
 Task transforms for the paper's "future work" (Sec. 6: sensitivity to noise and to the number
 of prototypes):
 

@@ -18,6 +18,15 @@ What draws what in the paper:
 * :func:`sweep_plot` and :func:`metric_bars` for the ablations. Figs. 3-11 themselves, from result
   rows, are :mod:`pddlite.report`'s.
 * :func:`toy_figure`, :func:`descent_curves`: the 2-D margin-loss toy of :mod:`pddlite.toy`.
+* :func:`stage_histograms`, :func:`metric_curves`: one model after pre-training, after the
+  adversarial steps alone and after the tune-up (Figs. 9-11's comparison, with its control), and
+  AUROC / AUPRC after every tune-up epoch (:func:`pddlite.ablation.tuneup_curve`).
+* :func:`pair_distance_histograms`: the prototypes' pair distances with R_intra and R_inter of
+  Eqs. 5-6 marked.
+* :func:`error_grid`, :func:`mistakes_grid`: false alarms and missed anomalies beside their
+  nearest prototypes (:mod:`pddlite.error_analysis`).
+* :func:`sphere_vs_classes`: Sec. 1's argument, one sphere against per-class densities
+  (:mod:`pddlite.intro`).
 """
 
 from __future__ import annotations
