@@ -376,3 +376,17 @@ def test_pseudo_labeled_scoring_is_inductive_and_reads_the_unlabeled_images(task
     halves = np.concatenate([model.decision_function(part) for part in task.test_images.split(500)])
     np.testing.assert_array_equal(whole, halves)
     assert not np.array_equal(whole, fitted.decision_function(task.test_images))
+
+
+def test_a_pseudo_labeled_row_gives_eq7_on_the_prototypes_alone_beside_it(task):
+    from pddlite.metrics import evaluate
+
+    row = PDD.run(task, profile="smoke", seed=0, device="cpu", progress=False, ablation=False, scoring="kde-pseudo")
+    model = row["model"]
+    alone = model.copy_with(scoring="kde").fit_scorer(task).decision_function(task.test_images)
+    want = evaluate(task.test_is_anomaly, alone)
+    assert (row["prototypes_only_auroc"], row["prototypes_only_auprc"]) == (want["auroc"], want["auprc"])
+    assert row["auroc"] == evaluate(task.test_is_anomaly, model.decision_function(task.test_images))["auroc"]
+    assert model.config.scoring == "kde-pseudo" and row["auroc"] != want["auroc"]
+    assert "prototypes_only_auroc" not in PDD.run(task, profile="smoke", seed=0, device="cpu", progress=False,
+                                                  ablation=False, pretrain_cache=None, scoring="kde")
