@@ -741,8 +741,18 @@ def error_grid(images: Any, neighbours: Any, row_labels: Sequence[str] | None = 
         raise PDDLiteError(f"{len(q)} images but {len(nb)} rows of neighbours")
     k = nb.shape[1]
     rows = np.concatenate([q[:, None], nb], axis=1).reshape((-1,) + q.shape[1:])
-    fig = image_grid(rows, ncols=k + 1, row_labels=row_labels, title=title, scale=scale)
+    # margins set by hand: the row labels are long, and an equal-aspect image under a layout engine
+    # can leave them outside the figure
+    label_room = 0.06 * max((len(str(r)) for r in row_labels), default=0) + 0.2 if row_labels else 0.1
+    width = label_room + max((k + 1) * scale, 0.075 * len(title or "")) + 0.2
+    height = len(q) * scale + 0.8
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=label_room / width, right=1 - 0.2 / width, top=1 - 0.45 / height, bottom=0.3 / height)
+    image_grid(rows, ncols=k + 1, row_labels=row_labels, scale=scale, ax=fig.add_subplot())
     ax = fig.axes[0]
+    ax.set_anchor("W")  # the images next to their labels
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
     w, h = q.shape[-1] + 2, q.shape[-2] + 2
     ax.axvline(1 + w, color=ANOMALY_COLOR, linewidth=2)
     ax.set_xticks([1 + w / 2, 1 + w + k * w / 2])
@@ -818,6 +828,6 @@ def mistakes_grid(task: Any, scores: Any, indices: Any, z_test: Any, z_prototype
     s = _numpy(scores).astype(np.float64).ravel()
     labels, proto_labels = _numpy(task.test_labels).astype(np.int64), _numpy(task.prototype_labels).astype(np.int64)
     proto_images = _numpy(task.prototype_images)
-    rows = [f"{class_word} {labels[i]}, score {s[i]:.2f}" for i in idx]
+    rows = [f"{class_word} {labels[i]}, score {s[i]:.2f}".replace("score -0.00", "score 0.00") for i in idx]
     return error_grid(_numpy(task.test_images)[idx], proto_images[near], row_labels=rows,
                       neighbour_labels=[[str(proto_labels[j]) for j in r] for r in near], title=title)
