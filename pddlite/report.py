@@ -339,6 +339,13 @@ def figure_ablation(rows: Sequence[dict[str, Any]], dataset: str):
 # --------------------------------------------------------------------------- table
 
 
+def mean_and_std_cell(values: Sequence[float]) -> str:
+    """``"mean \u00b1 sample std"`` to three decimals, or the value alone when there is one: a
+    standard deviation of one run is not zero, it is unknown."""
+    mean, std = mean_std(values)
+    return f"{mean:.3f}" if len(values) < 2 else f"{mean:.3f} \u00b1 {std:.3f}"
+
+
 def headline_table(rows: Sequence[dict[str, Any]], dataset: str) -> list[str]:
     """Markdown lines: per series, AUROC and AUPRC mean +- std over every (class, seed) run, and n."""
     auroc, auprc = collect(rows, dataset, "auroc"), collect(rows, dataset, "auprc")
@@ -346,8 +353,7 @@ def headline_table(rows: Sequence[dict[str, Any]], dataset: str) -> list[str]:
     for m in _method_order(m for m in auroc if auroc[m]):
         a = [v for vs in auroc[m].values() for v in vs]
         b = [v for vs in auprc.get(m, {}).values() for v in vs]
-        (ma, sa), (mb, sb) = mean_std(a), mean_std(b) if b else (float("nan"), float("nan"))
-        lines.append(f"| {series_label(m)} | {ma:.3f} \u00b1 {sa:.3f} | {mb:.3f} \u00b1 {sb:.3f} | {len(a)} |")
+        lines.append(f"| {series_label(m)} | {mean_and_std_cell(a)} | {mean_and_std_cell(b) if b else ''} | {len(a)} |")
     return lines
 
 
@@ -358,7 +364,7 @@ def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None, sp
     n = len(rows)
     where = "the official test split" if split == "test" else "validation tasks built from training data"
     lines.append(f"{n} runs{f' (profile {profile})' if profile else ''}, scored on {where}. Cells: mean \u00b1 "
-                 "sample standard deviation over repetitions, with the number of repetitions in brackets when it is "
+                 "sample standard deviation over repetitions (the value alone where there is one), with the number of repetitions in brackets when it is "
                  "not the same everywhere. The last line of each table averages the class means.")
     for dataset in datasets:
         lines += ["", f"## {DATASET_LABELS.get(dataset, dataset)}: every class and seed", "",
@@ -386,9 +392,8 @@ def summary_table(rows: Sequence[dict[str, Any]], profile: str | None = None, sp
                     if not values:
                         cells.append("")
                         continue
-                    mean, std = mean_std(values)
-                    class_means[m].append(mean)
-                    cells.append(f"{mean:.3f} \u00b1 {std:.3f}" + (f" ({len(values)})" if show_n else ""))
+                    class_means[m].append(mean_std(values)[0])
+                    cells.append(mean_and_std_cell(values) + (f" ({len(values)})" if show_n else ""))
                 label = f"{c} ({names[int(c)]})" if c.isdigit() and names and int(c) < len(names) and names[int(c)] != c else c
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
             avg = [f"**{sum(v) / len(v):.3f}**" if (v := class_means.get(m)) else "" for m in methods]

@@ -13,7 +13,7 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.grid import RunSpec, load_result_files, load_results, write_row
 from pddlite.report import (
-    _malformed, choose_split, collect, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
+    _malformed, choose_split, collect, mean_and_std_cell, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
     series_label, summary_table,
 )
 
@@ -123,7 +123,7 @@ def test_summary_marks_uneven_repetitions(tmp_path):
     write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(0,), reps=2)
     write_results(tmp_path, datasets=("mnist",), methods=("mcdd",), anomalies=(0,), reps=1)
     text = summary_table(load_results(tmp_path))
-    assert "(2)" in text and "(1)" in text and "0.000 (1)" in text
+    assert "(2)" in text and f"| {value('mnist', 'mcdd', 0, 0, 'auroc'):.3f} (1) |" in text
     assert not math.isnan(float(text.split("**")[1]))
 
 
@@ -242,3 +242,13 @@ def test_a_pseudo_labeled_row_also_gives_eq7_on_the_prototypes_alone():
     assert dict(series["pdd-pddlite"]) == {"3": [0.5]} and dict(series["pdd-pddlite-prototypes"]) == {"3": [0.3]}
     assert series_label("pdd-pddlite-prototypes") == "PDD (pddlite), Eq. 7 on the prototypes only"
     assert "prototypes_only_auroc is 1.5" in _malformed({**row, "prototypes_only_auroc": 1.5})
+
+
+def test_one_run_shows_its_value_alone_not_a_zero_standard_deviation(tmp_path):
+    assert mean_and_std_cell([0.5]) == "0.500"
+    assert mean_and_std_cell([0.4, 0.6]) == f"0.500 \u00b1 {statistics.stdev([0.4, 0.6]):.3f}"
+    write_results(tmp_path, datasets=("mnist",), methods=("pdd",), anomalies=(0, 1), reps=1)
+    text = make_report(tmp_path)["summary"].read_text()
+    assert "\u00b1 0.000" not in text
+    first_class = [line for line in text.splitlines() if line.startswith("| 0 |")]
+    assert any(f"| {value('mnist', 'pdd', 0, 0, 'auroc'):.3f} |" in line for line in first_class)
