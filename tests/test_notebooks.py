@@ -140,3 +140,30 @@ def test_binder_environment():
     assert start.rstrip().endswith('exec "$@"'), "binder/start must hand over to the notebook server"
     for name in ("postBuild", "start"):
         assert (BINDER / name).stat().st_mode & 0o111, f"binder/{name} must be executable"
+
+
+def _is_solution(cell: nbformat.NotebookNode) -> bool:
+    return (cell.cell_type == "code" and "solution" in cell.metadata.get("tags", [])
+            and cell.metadata.get("jupyter", {}).get("source_hidden") is True)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_objective_at_the_top_and_recap_exercises_at_the_end(path):
+    """A teacher reads what a notebook teaches first, and ends with a three-line recap and 2-4
+    exercises; each exercise has a worked solution in a collapsed code cell that nbval runs."""
+    cells = _read(path).cells
+    assert cells[1].cell_type == "markdown" and cells[1].source.startswith("**Learning objective.**"), \
+        "the cell after the title states the learning objective"
+    heads = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert len(heads) == 1, "one '## Exercises' section"
+    recap = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Recap")]
+    assert len(recap) == 1 and recap[0] > heads[0], "one '## Recap' after the exercises"
+    bullets = [line for line in cells[recap[0]].source.splitlines() if line.startswith("- ")]
+    assert len(bullets) == 3, "a three-line recap"
+    exercises = [i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                 and re.match(r"\*\*Exercise \d\.\*\*", c.source)]
+    assert 2 <= len(exercises) <= 4, f"2-4 exercises, found {len(exercises)}"
+    assert all(heads[0] < i < recap[0] for i in exercises), "exercises sit in their section"
+    for i in exercises:
+        assert _is_solution(cells[i + 1]), f"cell {i + 1}: a worked solution, tagged 'solution' and collapsed"
+    assert all(i - 1 in exercises for i, c in enumerate(cells) if _is_solution(c)), "one solution per exercise"
