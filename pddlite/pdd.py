@@ -115,11 +115,11 @@ class PDDConfig:
     beta: float = _field(3.0, "tuneup")
     q_intra: float = _field(0.5, "tuneup")
     q_inter: float = _field(0.25, "tuneup")
-    bandwidth: float = _field(0.25, "scoring")
+    bandwidth: float = _field(0.1, "scoring")
     bandwidth_unit: str = _field("intra-median", "scoring")  # "absolute": w = bandwidth; else w = bandwidth x median within-class distance
     adversarial_tuneup: bool = _field(True, "tuneup")
     normalization: str = _field("center-l2", "tuneup")
-    scoring: str = _field("kde", "scoring")
+    scoring: str = _field("kde-pseudo", "scoring")
     z_std: float = _field(1.0, "both")  # the noise of both stages' generator steps
     augment_prototypes: bool = _field(False, "tuneup")  # random shifts/rotations of the prototypes at every margin step
     recalibrate_bn: bool = _field(False, "scoring")  # BatchNorm statistics from real unlabeled images before embedding

@@ -10,14 +10,17 @@ variant's name; the trainer, the scorer and the task read the fields.
 * ``reference``: the authors' sample notebook (see its notes): squared-distance terms alternated
   by epoch at 1% and 0.1% of lr 2e-4, z ~ N(0, 0.1^2), prototypes kept in the unlabeled set, the
   notebook's generator layout, tune-up batches of 100, and transductive UMAP-3D + KDE scoring.
-* ``pddlite`` (the default): the paper's pre-training and losses, with three departures, each
+* ``pddlite`` (the default): the paper's pre-training and losses, with four departures, each
   chosen on validation tasks (:func:`pddlite.make_validation_task`, never a test split) and
   measured in the README: the embedding centred on the prototypes' mean and L2-normalised; the
-  Eq. 7 bandwidth in the embedding's own units, w = 0.25 x the median within-class prototype
-  distance (at w = 10 on unit vectors Eq. 7 is its class-mean limit, 0.04-0.06 AUROC lower); and
-  the margin steps at lr 2e-4 (at the paper's 0.002 the gain peaks after about 40 steps and then
-  falls; at 2e-4 it keeps growing over 156). It is inductive: an image's score depends on that
-  image and the training data only.
+  Eq. 7 bandwidth in the embedding's own units (at w = 10 on unit vectors Eq. 7 is its class-mean
+  limit, 0.04-0.06 AUROC lower); the margin steps at lr 2e-4 (at the paper's 0.002 the gain peaks
+  after about 40 steps and then falls; at 2e-4 it keeps growing over 156); and, beyond the paper,
+  Eq. 7 over the prototypes and the unlabeled training images pseudo-labeled by their nearest
+  prototype (``scoring="kde-pseudo"``), with w = 0.1 x the median within-class prototype distance
+  (ten classes x three seeds: 0.907 mean AUROC against 0.836 for Eq. 7 on the prototypes alone at
+  its best w, 0.25 x median). It is inductive: an image's score depends on that image and the
+  training data only.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     ),
     "pddlite": dict(
         layout="paper", keep_prototypes=False, z_std=1.0, lr=2e-3, margin="eq56", margin_lr=2e-4,
-        normalization="center-l2", bandwidth=0.25, bandwidth_unit="intra-median", scoring="kde",
+        normalization="center-l2", bandwidth=0.1, bandwidth_unit="intra-median", scoring="kde-pseudo",
         augment_prototypes=False, recalibrate_bn=False, notebook_tune_batch_size=None,
     ),
 }
