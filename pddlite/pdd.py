@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -374,8 +374,12 @@ class PDD(Detector):
         digest.update(task.train_images.detach().cpu().float().contiguous().numpy().tobytes())
         return digest.hexdigest()[:24]
 
-    def tune_up(self, task: Task) -> "PDD":
-        """The margin tune-up on the prototypes (Eqs. 5-6), then the scorer (Eq. 7)."""
+    def tune_up(self, task: Task, after_epoch: Callable[[Any], None] | None = None) -> "PDD":
+        """The margin tune-up on the prototypes (Eqs. 5-6), then the scorer (Eq. 7).
+
+        ``after_epoch(trainer)`` is called after each tune-up epoch, once the checkpoint is written
+        (:func:`pddlite.ablation.tuneup_curve` scores the model there); it must not train.
+        """
         task = self._prepare(task)
         self._resume()
         if self.stage_ in (Stage.NEW, Stage.PRETRAINING):
@@ -388,13 +392,18 @@ class PDD(Detector):
                 trainer.load_state_dict(self._resume_state)
             self._advance(Stage.TUNING)
             trainer.fit(task.train_images, sched["tune_epochs"], sched["tune_batch_size"],
-                        self.progress, "PDD tune-up", on_epoch_end=lambda t: self._save(Stage.TUNING, t))
+                        self.progress, "PDD tune-up", on_epoch_end=lambda t: self._epoch_done(t, after_epoch))
             self.history_["tuneup"] = trainer.history
             if trainer.ema is not None:  # the tuned model is the average of the tune-up's weights
                 self.discriminator_.load_state_dict(trainer.ema.average.state_dict())
             self._advance(Stage.DONE)
         self.fit_scorer(task)
         return self
+
+    def _epoch_done(self, trainer: Any, after_epoch: Callable[[Any], None] | None) -> None:
+        self._save(Stage.TUNING, trainer)
+        if after_epoch is not None:
+            after_epoch(trainer)
 
     def copy_with(
         self, *, checkpoint: str | os.PathLike | None = None, progress: bool | None = None, **options: Any
@@ -589,7 +598,8 @@ class PDD(Detector):
                 f"checkpoint is for architecture {state['architecture']}, this model is {mine}; "
                 "use another checkpoint path or the same width/variant/image size"
             )
-        if state["config"] != dataclasses.asdict(self.config) or state["seed"] != self.seed:
+        # the scoring options change no weight (fit_scorer refits them), so a checkpoint serves any of them
+        if _trained_fields(state["config"]) != _trained_fields(dataclasses.asdict(self.config)) or state["seed"] != self.seed:
             raise PDDLiteError(
                 "checkpoint was trained with other hyper-parameters or seed; delete it or use another path"
             )
@@ -694,6 +704,12 @@ def _check_task(state: dict[str, Any], mine: dict[str, Any], path: Path, what: s
         advice = ("use another --checkpoint path for this task" if what == "resumed on"
                   else "pass the task it was trained on (the same make_task arguments)")
         raise PDDLiteError(f"checkpoint {path} was trained on another task: {diff}; {advice}")
+
+
+def _trained_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration fields that shape the trained weights (all but the scoring-only ones)."""
+    scoring_only = PDDConfig.fields_of("scoring")
+    return {k: v for k, v in config.items() if k not in scoring_only}
 
 
 def _atomic_save(state: dict[str, Any], path: Path) -> Path:

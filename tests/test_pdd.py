@@ -376,7 +376,8 @@ def test_pseudo_labeled_scoring_is_inductive_and_reads_the_unlabeled_images(task
     whole = model.decision_function(task.test_images)
     halves = np.concatenate([model.decision_function(part) for part in task.test_images.split(500)])
     np.testing.assert_array_equal(whole, halves)
-    assert not np.array_equal(whole, fitted.decision_function(task.test_images))
+    on_the_prototypes = fitted.copy_with(scoring="kde").fit_scorer(task)
+    assert not np.array_equal(whole, on_the_prototypes.decision_function(task.test_images))
 
 
 def test_a_pseudo_labeled_row_gives_eq7_on_the_prototypes_alone_beside_it(task):
@@ -391,3 +392,24 @@ def test_a_pseudo_labeled_row_gives_eq7_on_the_prototypes_alone_beside_it(task):
     assert model.config.scoring == "kde-pseudo" and row["auroc"] != want["auroc"]
     assert "prototypes_only_auroc" not in PDD.run(task, profile="smoke", seed=0, device="cpu", progress=False,
                                                   ablation=False, pretrain_cache=None, scoring="kde")
+
+
+def test_tune_up_calls_after_epoch_once_per_epoch_after_the_checkpoint(task, tmp_path):
+    ckpt = tmp_path / "hook.pt"
+    model = smoke(seed=5, checkpoint=ckpt, tune_epochs=2).pretrain(task)
+    seen = []
+    model.tune_up(task, after_epoch=lambda trainer: seen.append((trainer.epoch, read_checkpoint(ckpt)["stage"])))
+    assert seen == [(1, "tuneup"), (2, "tuneup")]  # the tune-up stage, written before the hook runs
+
+
+def test_a_checkpoint_serves_another_scoring_of_the_same_training(task, tmp_path):
+    """The scoring fields change no weight: a checkpoint trained under one scoring resumes under
+    another (a stale-looking checkpoint after a change of the default scoring still loads)."""
+    ckpt = tmp_path / "scoring.pt"
+    first = smoke(seed=6, checkpoint=ckpt, scoring="kde", bandwidth=0.25).pretrain(task)
+    again = smoke(seed=6, checkpoint=ckpt, scoring="kde-pseudo", bandwidth=0.1).pretrain(task)
+    for a, b in zip(first.discriminator_.state_dict().values(), again.discriminator_.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert again.config.scoring == "kde-pseudo" and again.scorer_.bandwidth != first.scorer_.bandwidth
+    with pytest.raises(PDDLiteError, match="other hyper-parameters or seed"):
+        smoke(seed=6, checkpoint=ckpt, beta=1.0).pretrain(task)
