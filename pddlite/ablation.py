@@ -150,11 +150,11 @@ def rescored(model: PDD, task: Task, bandwidth: float | None = None, scoring: st
     return scored.decision_function(task.test_images)
 
 
-def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str = "kde",
+def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str | None = None,
             **options: Any) -> dict[str, float]:
     """AUROC and AUPRC of ``model``'s current embedding scored on ``task``'s prototypes, without training.
 
-    ``scoring="kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"kde-pseudo"`` is Eq. 7
+    ``scoring=None`` keeps the model's own; ``"kde"`` is Eq. 7 (:class:`~pddlite.scoring.PrototypeKDE`); ``"kde-pseudo"`` is Eq. 7
     with the unlabeled training images added to the class of their nearest prototype (beyond the
     paper); ``"umap"`` is the sample notebook's transductive UMAP-3D KDE, ``"umap-inductive"`` the
     same fitted on the unlabeled training embeddings. ``bandwidth`` defaults to the model's (in
@@ -162,7 +162,7 @@ def rescore(model: PDD, task: Task, bandwidth: float | None = None, scoring: str
     (:data:`SCORING_ONLY`). The scorer is fitted exactly as :meth:`PDD.fit_scorer` fits it
     (:func:`rescored` gives the scores themselves).
     """
-    if scoring not in SCORINGS:
+    if scoring is not None and scoring not in SCORINGS:
         raise PDDLiteError(f"rescore knows scoring {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
     unknown = set(options) - set(SCORING_ONLY)
     if unknown:
@@ -193,23 +193,14 @@ def tuneup_curve(pretrained: PDD, task: Task, scoring: str | None = None, progre
     scoring = scoring or model.config.scoring
     rows: list[dict[str, Any]] = [{"epoch": 0, **evaluate(task.test_is_anomaly,
                                                           rescored(model, task, scoring=scoring))}]
-    save = model._save  # the tune-up calls it after every epoch: score there too
-
-    def after_epoch(stage: Stage, trainer: Any) -> None:
-        save(stage, trainer)
-        if trainer is None or stage is not Stage.TUNING:  # a change of stage, not the end of an epoch
-            return
+    def after_epoch(trainer: Any) -> None:
         snapshot = model.copy_with(progress=False)
         if getattr(trainer, "ema", None) is not None:  # a tuned model with ema_decay scores the average
             snapshot.discriminator_.load_state_dict(trainer.ema.average.state_dict())
         rows.append({"epoch": int(trainer.epoch), **evaluate(task.test_is_anomaly,
                                                              rescored(snapshot, task, scoring=scoring))})
 
-    model._save = after_epoch  # type: ignore[method-assign]
-    try:
-        model.tune_up(task)
-    finally:
-        del model._save
+    model.tune_up(task, after_epoch=after_epoch)
     return model, rows
 
 
@@ -298,6 +289,7 @@ def _ckpt_name(param: str, value: Any, options: dict[str, Any], seed: int | None
 
 #: How each of pddlite's departures from the paper is named in the walk (one step per group of fields).
 DEPARTURE_LABELS: dict[tuple[str, ...], str] = {
+    ("scoring",): "Eq. 7 on the prototypes alone, as the paper states",
     ("bandwidth", "bandwidth_unit"): "Eq. 7 with w = 10, as the paper states",
     ("ema_decay",): "the last weights instead of their moving average",
     ("margin_lr",): "the margin steps at the paper's lr 0.002",
