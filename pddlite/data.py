@@ -612,6 +612,18 @@ def make_validation_task(
 UNLABELED = -1
 
 
+def training_task(X: "Task | np.ndarray | torch.Tensor", y: np.ndarray | torch.Tensor | None, seed: int = 0) -> "Task":
+    """What ``fit(X, y)`` trains on when it reads unlabeled images: ``X`` itself when it is a
+    :class:`Task` (then ``y`` must be ``None``), else :func:`task_from_partial_labels` of ``X`` and ``y``."""
+    if isinstance(X, Task):
+        if y is not None:
+            raise PDDLiteError("fit(task) takes no labels: a Task carries its prototypes' labels")
+        return X
+    if y is None:
+        raise PDDLiteError("fit(images) needs labels: the prototypes' classes, and -1 for unlabeled images")
+    return task_from_partial_labels(X, y, seed)
+
+
 def task_from_partial_labels(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
                              seed: int = 0) -> Task:
     """A training-only task from one array: ``labels`` gives the class of each prototype and

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .data import Task, task_from_partial_labels
+from .data import Task, training_task
 from .detector import Detector
 from .device import seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
@@ -285,14 +285,7 @@ class PDD(Detector):
         ``X`` is a :class:`~pddlite.Task`, or images in [-1, 1] with ``y`` the class of each
         prototype and -1 for every unlabeled image (:func:`pddlite.data.task_from_partial_labels`).
         """
-        if isinstance(X, Task):
-            if y is not None:
-                raise PDDLiteError("fit(task) takes no labels: a Task carries its prototypes' labels")
-            task = X
-        elif y is None:
-            raise PDDLiteError("fit(images) needs labels: the prototypes' classes, and -1 for unlabeled images")
-        else:
-            task = task_from_partial_labels(X, y, self.seed)
+        task = training_task(X, y, self.seed)
         self._pretrain(task)
         return self.tune_up(task)
 

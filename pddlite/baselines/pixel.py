@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Task, check_images, check_labels, task_from_partial_labels
+from ..data import Task, check_images, check_labels, training_task
 from .. import options
 from ..detector import Detector, unknown_options
 from ..errors import PDDLiteError
@@ -121,15 +121,7 @@ class PixelKNNUnlabeled(PixelKNN):
 
     def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
         """Store the prototypes and the unlabeled training images."""
-        if isinstance(X, Task):
-            if y is not None:
-                raise PDDLiteError("fit(task) takes no labels: the task's prototypes carry them")
-            task = X
-        elif y is None:
-            raise PDDLiteError("PixelKNNUnlabeled.fit needs labels: the prototypes' classes, and -1 for unlabeled images")
-        else:
-            task = task_from_partial_labels(X, y, self.seed)
-        task = task.subsample_train(self.profile.max_train_images, seed=self.seed)
+        task = training_task(X, y, self.seed).subsample_train(self.profile.max_train_images, seed=self.seed)
         super().fit(task)
         unlabeled = task.train_images.detach().cpu().double().flatten(1)
         self.prototypes_ = torch.cat([self.prototypes_, unlabeled])
