@@ -38,6 +38,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy.stats import rankdata
 
 from .errors import PDDLiteError
 from .scoring import quiet_umap
@@ -261,6 +262,23 @@ def score_boxplot(
     return fig
 
 
+def _rank_fraction(s: np.ndarray) -> np.ndarray:
+    """Each score's rank among ``s`` as a fraction: 0 the most normal, 1 the most anomalous (ties
+    share their average rank). AUROC is the chance that an anomaly outranks a normal image, so on
+    this axis the histograms show what AUROC reads, however unevenly the raw scores are spread."""
+    if len(s) < 2:
+        return np.full(len(s), 0.5)
+    return (rankdata(s, method="average") - 1.0) / (len(s) - 1.0)
+
+
+def _score_axis(s: np.ndarray, scale: str) -> np.ndarray:
+    if scale == "value":
+        return s
+    if scale == "rank":
+        return _rank_fraction(s)
+    raise PDDLiteError(f"scale must be 'value' or 'rank', not {scale!r}")
+
+
 def score_histograms(
     scores: Any,
     labels: Any,
@@ -270,11 +288,18 @@ def score_histograms(
     ncols: int = 5,
     xlabel: str = "anomaly score",
     title: str | None = None,
+    scale: str = "value",
 ) -> Figure:
-    """One histogram per test class on a shared x axis, anomaly classes in red."""
+    """One histogram per test class on a shared x axis, anomaly classes in red.
+
+    ``scale="rank"`` draws each score's rank among all the test scores (0 most normal, 1 most
+    anomalous) instead of its value: the view for scores whose values crowd at one end, as Eq. 7's
+    do with a narrow kernel.
+    """
     s, y = _numpy(scores).astype(np.float64).ravel(), _numpy(labels).astype(np.int64).ravel()
     if len(s) != len(y):
         raise PDDLiteError(f"{len(s)} scores but {len(y)} labels")
+    s = _score_axis(s, scale)
     classes = sorted(np.unique(y).tolist())
     ncols = max(1, min(ncols, len(classes)))
     nrows = -(-len(classes) // ncols)
@@ -491,7 +516,7 @@ def embedding_map(
         ax.scatter(pts[:, 0], pts[:, 1], marker="x", s=9 if c not in anomalies else 14, linewidths=0.7,
                    color=colors[c], alpha=0.75, label=name)
     if proto_2d is not None:
-        ax.scatter(proto_2d[:, 0], proto_2d[:, 1], marker="+", s=70, linewidths=1.4, color="black",
+        ax.scatter(proto_2d[:, 0], proto_2d[:, 1], marker="+", s=45, linewidths=1.0, color="black",
                    label="prototypes")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -628,12 +653,13 @@ def descent_curves(runs: Mapping[str, Any], metric: str = "diameter", title: str
 
 
 def stage_histograms(scores: Mapping[str, Any], is_anomaly: Any, bins: int = 30, xlabel: str = "anomaly score",
-                     title: str | None = None) -> Figure:
+                     title: str | None = None, scale: str = "value") -> Figure:
     """One panel per model (e.g. pre-trained, adversarial steps only, tuned: Figs. 9-11's three
     stages), each with the scores of normal test images (blue) and anomalies (red) as counts.
 
     Each panel has its own x axis: scores of different models are on different scales, and what
-    matters is how far the red lies to the right of the blue.
+    matters is how far the red lies to the right of the blue. ``scale="rank"`` draws each score's
+    rank within its own model (see :func:`score_histograms`), which puts the panels on one axis.
     """
     y = _numpy(is_anomaly).astype(bool).ravel()
     if not scores:
@@ -646,6 +672,7 @@ def stage_histograms(scores: Mapping[str, Any], is_anomaly: Any, bins: int = 30,
         s = _numpy(s).astype(np.float64).ravel()
         if len(s) != len(y):
             raise PDDLiteError(f"{name}: {len(s)} scores for {len(y)} labels")
+        s = _score_axis(s, scale)
         lo, hi = float(s.min()), float(s.max())
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
         ax.hist(s[~y], bins=edges, color=NORMAL_COLOR, alpha=0.6, label=f"normal ({int((~y).sum())})")

@@ -348,3 +348,26 @@ def test_mistakes_grid_labels_each_image_and_its_nearest_prototypes(mnist5k_task
     want = [str(int(t.prototype_labels[j])) for j in near[0]]
     assert [x.get_text() for x in ax.texts][:2] == want
     _render(fig)
+
+
+def test_rank_scale_spreads_scores_that_crowd_at_one_end():
+    # 99 scores within 1e-2 of each other and one far outlier, as Eq. 7's scores with a narrow kernel:
+    # on the value axis the 99 share one bin; on the rank axis they spread over the bins.
+    scores = np.concatenate([[-8.0], 0.88 - 1e-4 * np.arange(99)])
+    y = np.zeros(100, dtype=bool)
+    y[:10] = True
+    value = plots.stage_histograms({"m": scores}, y, bins=20)
+    rank = plots.stage_histograms({"m": scores}, y, bins=20, scale="rank")
+    assert max(p.get_height() for p in value.axes[0].patches) >= 90
+    assert max(p.get_height() for p in rank.axes[0].patches) <= 10
+    lo, hi = rank.axes[0].patches[0].get_x(), rank.axes[0].patches[-1].get_x() + rank.axes[0].patches[-1].get_width()
+    assert (lo, hi) == pytest.approx((0.0, 1.0))  # ranks as fractions: 0 most normal, 1 most anomalous
+    fig = plots.score_histograms(scores, np.repeat(np.arange(5), 20), scale="rank")
+    assert sum(p.get_height() for ax in fig.axes for p in ax.patches) == 100
+    with pytest.raises(PDDLiteError, match="'value' or 'rank'"):
+        plots.score_histograms(scores, np.repeat(np.arange(5), 20), scale="log")
+
+
+def test_rank_fraction_orders_as_the_scores_and_shares_ties():
+    assert plots._rank_fraction(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 0.0, 0.5]
+    assert plots._rank_fraction(np.array([1.0, 1.0, 5.0])).tolist() == [0.25, 0.25, 1.0]
