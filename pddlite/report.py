@@ -308,8 +308,8 @@ def metric_figure(
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     n_reps = sorted({len(v) for m in methods for v in data[m].values()})
     reps = f"{n_reps[0]}" if len(n_reps) == 1 else f"{n_reps[0]}-{n_reps[-1]}"
-    ax.set_title((title or f"{metric.upper()}: {DATASET_LABELS.get(dataset, dataset)}")
-                 + f"  (mean \u00b1 sample std over {reps} repetition{'' if reps == '1' else 's'})", fontsize=10)
+    spread = "one repetition, no spread" if reps == "1" else f"mean \u00b1 sample std over {reps} repetitions"
+    ax.set_title((title or f"{metric.upper()}: {DATASET_LABELS.get(dataset, dataset)}") + f"  ({spread})", fontsize=10)
     return fig
 
 

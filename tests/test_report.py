@@ -97,6 +97,13 @@ def test_figures_plot_means_and_standard_deviations(tmp_path):
     assert list(y_post - y_pre) == pytest.approx([0.2, 0.2, 0.2])
     assert list(y_post - y_adv) == pytest.approx([0.15, 0.15, 0.15])
     assert fig.axes[0].get_ylabel() == "AUROC" and "MNIST" in fig.axes[0].get_title()
+    assert "sample std over 3 repetitions" in fig.axes[0].get_title()
+
+
+def test_a_figure_of_single_runs_says_it_has_no_spread(tmp_path):
+    write_results(tmp_path, reps=1)
+    title = figure_vs_unsupervised(load_results(tmp_path), "mnist").axes[0].get_title()
+    assert "one repetition, no spread" in title and "std" not in title
 
 
 def test_a_partial_folder_gives_partial_figures(tmp_path):
