@@ -177,11 +177,21 @@ def main(argv=None) -> int:
     print(f"device {report['device_name']} ({device}), capability {report['capability']}, "
           f"--precision auto -> {report['auto_precision']}; torch {torch.__version__}")
 
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:
+        """The report so far: a run stopped from outside (a time limit) keeps every finished item."""
+        report["total_seconds"] = round(time.perf_counter() - start, 1)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
     def item(name: str, fn: Callable[[], dict]) -> None:
         if time.perf_counter() - start > args.budget_s:
             report["items"][name] = {"skipped": f"over the {args.budget_s:.0f} s budget"}
             print(f"  {name}: skipped (budget)")
             return
+        report["items"][name] = {"unfinished": "started, and the run stopped before it ended"}
+        write()
         t0 = time.perf_counter()
         try:
             result = fn()
@@ -189,7 +199,8 @@ def main(argv=None) -> int:
             result = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(limit=3)}
         result["item_seconds"] = round(time.perf_counter() - t0, 2)
         report["items"][name] = result
-        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in result.items() if k != "traceback"))
+        write()
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in result.items() if k != "traceback"), flush=True)
 
     precisions = supported_precisions(device)
     for label, shape in SHAPES.items():
@@ -217,10 +228,7 @@ def main(argv=None) -> int:
     else:
         item("notebook 4 (colab)", run_notebook_4)
 
-    report["total_seconds"] = round(time.perf_counter() - start, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write()
     print(f"done in {report['total_seconds']} s; wrote {out}")
     return 0
 
