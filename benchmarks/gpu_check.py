@@ -126,8 +126,9 @@ def real_task(device: torch.device, profile: str) -> dict:
     return {**{k: row[k] for k in keep if k in row}, "estimated_training_seconds": round(estimate.seconds, 2)}
 
 
-def run_notebook_4() -> dict:
-    """Execute notebooks/04_tuneup_and_scoring.ipynb in the ``colab`` profile (offline: mnist-5k)."""
+def run_notebook_4(executed: Path) -> dict:
+    """Execute notebooks/04_tuneup_and_scoring.ipynb in the ``colab`` profile (offline: mnist-5k), and
+    save it with its outputs to ``executed``, for reading its figures."""
     import os
 
     import nbformat
@@ -141,7 +142,9 @@ def run_notebook_4() -> dict:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()
     NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(path.parent)}}).execute()
-    return {"profile": "colab", "seconds": round(time.perf_counter() - start, 1), "cells": len(nb.cells)}
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, executed)
+    return {"profile": "colab", "seconds": round(seconds, 1), "cells": len(nb.cells), "executed": executed.name}
 
 
 def main(argv=None) -> int:
@@ -226,7 +229,7 @@ def main(argv=None) -> int:
     if smoke:
         report["items"]["notebook 4 (colab)"] = {"skipped": "smoke: the test suite executes every notebook"}
     else:
-        item("notebook 4 (colab)", run_notebook_4)
+        item("notebook 4 (colab)", lambda: run_notebook_4(out.with_name("04_tuneup_and_scoring.colab.ipynb")))
 
     write()
     print(f"done in {report['total_seconds']} s; wrote {out}")
