@@ -86,15 +86,39 @@ def compile_backend(device: torch.device):
         pddlite.trainer._COMPILE_OPTIONS = before
 
 
-def step_throughput(device, shape, precision, width, batch, steps, warmup, repeats, compile=False) -> dict:
-    """Images/s of a pre-training step and a tune-up step (the fastest of ``repeats`` timings); with
-    ``compile`` the trainers compile their networks as ``pddlite run --compile`` does."""
+def timed_stages(device, shape, precision, width, batch, compile=False, channels_last=False):
+    """The two training stages' trainers and one-step closures on fresh networks and random data;
+    ``channels_last`` stores the networks' weights and the images in NHWC order."""
     g, d, images, protos, labels = step_inputs(device, shape, width, batch)
-    out: dict[str, Any] = {}
+    if channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+        images, protos = (t.contiguous(memory_format=torch.channels_last) for t in (images, protos))
     pre = GANTrainer(g, d, device=device, precision=precision, compile=compile)
     tune = TuneUpTrainer(g, d, protos, labels, device=device, precision=precision, compile=compile)
-    stages: dict[str, tuple[Any, Callable[[], Any]]] = {"pretrain": (pre, lambda: pre.step(images)),
-                                                        "tuneup": (tune, lambda: tune.batch_losses(images))}
+    return {"pretrain": (pre, lambda: pre.step(images)), "tuneup": (tune, lambda: tune.batch_losses(images))}
+
+
+@contextlib.contextmanager
+def compile_options(device: torch.device, **options):
+    """Extra :func:`torch.compile` options for the compiled items on a GPU (the CPU's eager backend
+    takes none)."""
+    if device.type != "cuda":
+        yield
+        return
+    before = pddlite.trainer._COMPILE_OPTIONS
+    pddlite.trainer._COMPILE_OPTIONS = {**before, **options}
+    try:
+        yield
+    finally:
+        pddlite.trainer._COMPILE_OPTIONS = before
+
+
+def step_throughput(device, shape, precision, width, batch, steps, warmup, repeats, compile=False,
+                    channels_last=False) -> dict:
+    """Images/s of a pre-training step and a tune-up step (the fastest of ``repeats`` timings); with
+    ``compile`` the trainers compile their networks as ``pddlite run --compile`` does."""
+    out: dict[str, Any] = {}
+    stages = timed_stages(device, shape, precision, width, batch, compile, channels_last)
     for name, (trainer, step) in stages.items():
         trainer.prepare_to_train()  # train mode and, with compile, the networks compiled as fit does
         for _ in range(warmup):
@@ -112,7 +136,29 @@ def step_throughput(device, shape, precision, width, batch, steps, warmup, repea
     return out
 
 
-def real_task(device: torch.device, profile: str) -> dict:
+def kernel_profile(device, shape, precision, width, batch, channels_last=False, rows=10) -> dict:
+    """Where a pre-training step's time goes: the ``rows`` most expensive operators of three steps
+    (after two warm-up steps) by device time (CUDA) or CPU time, from :mod:`torch.profiler`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer, step = timed_stages(device, shape, precision, width, batch, channels_last=channels_last)["pretrain"]
+    trainer.prepare_to_train()
+    for _ in range(2):
+        step()
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            step()
+        sync(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in events) or 1.0
+    return {"per_step_ms": round(total / 3 / 1000, 3),
+            "top": [f"{100 * getattr(e, key) / total:4.1f}% {e.key[:90]} (x{e.count // 3})" for e in events[:rows]]}
+
+
+def real_task(device: torch.device, profile: str, precision: str = "auto") -> dict:
     """The task end to end, and the training time ``pddlite run`` would have estimated for it."""
     from pddlite import PDD, make_task
     from pddlite.experiment import run_task
@@ -120,7 +166,7 @@ def real_task(device: torch.device, profile: str) -> dict:
     task = make_task("mnist-5k", anomaly=1, shots=20, seed=0, device=device)
     estimate = PDD(profile=profile, device=str(device), seed=0, progress=False).training_estimate(task)
     row = run_task("mnist-5k", anomaly=1, shots=20, seed=0, profile=profile, method="pdd", device=str(device),
-                   progress=False, ablation=False)
+                   progress=False, ablation=False, precision=precision)
     row.pop("model", None)
     keep = ("profile", "variant", "precision", "pretrain_auroc", "pretrain_auprc", "auroc", "auprc", "seconds")
     return {**{k: row[k] for k in keep if k in row}, "estimated_training_seconds": round(estimate.seconds, 2)}
@@ -155,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget-s", type=float, default=330.0, help="stop starting new items after this many seconds")
     p.add_argument("--out", default="gpu_check.json", help="where to write the JSON")
+    p.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                   help="run only the items whose name contains one of these texts (e.g. steps kernels)")
     args = p.parse_args(argv)
 
     start = time.perf_counter()
@@ -189,6 +237,8 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(report, indent=2) + "\n")
 
     def item(name: str, fn: Callable[[], dict]) -> None:
+        if args.only is not None and not any(text in name for text in args.only):
+            return
         if time.perf_counter() - start > args.budget_s:
             report["items"][name] = {"skipped": f"over the {args.budget_s:.0f} s budget"}
             print(f"  {name}: skipped (budget)")
@@ -214,6 +264,17 @@ def main(argv=None) -> int:
         with compile_backend(device):
             item(f"steps {label} {auto} compiled", lambda s=shape, q=auto: step_throughput(
                 device, s, q, width, batch, steps, warmup + 2, repeats, compile=True))
+        if label == "28x28":  # whole-graph CUDA graphs through inductor's reduce-overhead mode
+            with compile_backend(device), compile_options(device, mode="reduce-overhead"):
+                item(f"steps {label} {auto} compiled reduce-overhead", lambda s=shape, q=auto: step_throughput(
+                    device, s, q, width, batch, steps, warmup + 2, repeats, compile=True))
+        for prec in precisions:
+            item(f"steps {label} {prec} channels-last", lambda s=shape, q=prec: step_throughput(
+                device, s, q, width, batch, steps, warmup, repeats, channels_last=True))
+        for prec in precisions:
+            for cl in (False, True):
+                item(f"kernels {label} {prec}{' channels-last' if cl else ''}", lambda s=shape, q=prec, c=cl:
+                     kernel_profile(device, s, q, width, batch, channels_last=c))
 
     # 3. a paper-profile MNIST task from the 28x28 step timings in the auto precision
     timed = report["items"].get(f"steps 28x28 {report['auto_precision']}", {})
@@ -226,6 +287,7 @@ def main(argv=None) -> int:
         print(f"  paper MNIST task (estimate): {seconds:.1f} s ({note})")
 
     item("real task mnist-5k", lambda: real_task(device, "smoke" if smoke else "paper"))
+    item("real task mnist-5k fp32", lambda: real_task(device, "smoke" if smoke else "paper", "fp32"))
     if smoke:
         report["items"]["notebook 4 (colab)"] = {"skipped": "smoke: the test suite executes every notebook"}
     else:
