@@ -22,8 +22,9 @@ Needs no network: the real task is mnist-5k, which ships with the package's depe
 4. A real ``paper``-profile PDD task on mnist-5k (anomaly 1, seed 0, the ``pddlite`` variant):
    AUROC / AUPRC on the test split, its wall time, and beside it the training time that
    ``pddlite run`` estimates before it trains (:mod:`pddlite.timing`).
-5. Notebook 4 executed in the ``colab`` profile (``nbclient``; offline, it falls back to mnist-5k),
-   and its wall time: a Colab session's notebook must finish within 15 minutes.
+5. Notebook 4 (or those ``--notebooks`` names) executed in the ``colab`` profile (``nbclient``;
+   offline, it falls back to mnist-5k), and its wall time: a Colab session's notebook must finish
+   within 15 minutes. Each executed notebook is saved beside the JSON, outputs and figures included.
 
 Each item is timed against ``--budget-s``; items that no longer fit are skipped and say so. An
 item that fails records its error and the check goes on.
@@ -172,16 +173,16 @@ def real_task(device: torch.device, profile: str, precision: str = "auto") -> di
     return {**{k: row[k] for k in keep if k in row}, "estimated_training_seconds": round(estimate.seconds, 2)}
 
 
-def run_notebook_4(executed: Path) -> dict:
-    """Execute notebooks/04_tuneup_and_scoring.ipynb in the ``colab`` profile (offline: mnist-5k), and
-    save it with its outputs to ``executed``, for reading its figures."""
+def run_notebook(name: str, executed: Path) -> dict:
+    """Execute notebooks/``name``*.ipynb in the ``colab`` profile (offline: mnist-5k), and save it
+    with its outputs to ``executed``, for reading its figures."""
     import os
 
     import nbformat
     from nbclient import NotebookClient
 
     root = Path(__file__).resolve().parents[1]
-    path = root / "notebooks" / "04_tuneup_and_scoring.ipynb"
+    path = notebook_path(name)
     nb = nbformat.read(path, as_version=4)
     os.environ["PDDLITE_PROFILE"] = "colab"
     # the kernel imports this working tree's pddlite, installed or not
@@ -193,6 +194,14 @@ def run_notebook_4(executed: Path) -> dict:
     return {"profile": "colab", "seconds": round(seconds, 1), "cells": len(nb.cells), "executed": executed.name}
 
 
+def notebook_path(name: str) -> Path:
+    """The series' notebook whose file name starts with ``name`` ("04", "04_tuneup_and_scoring")."""
+    found = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob(f"{name}*.ipynb"))
+    if len(found) != 1:
+        raise SystemExit(f"--notebooks {name}: no single notebook of the series starts with it; use 00 .. 08")
+    return found[0]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
@@ -201,6 +210,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--budget-s", type=float, default=330.0, help="stop starting new items after this many seconds")
     p.add_argument("--out", default="gpu_check.json", help="where to write the JSON")
+    p.add_argument("--notebooks", nargs="*", default=["04"], metavar="NN",
+                   help="notebooks of the series to execute in the colab profile, in this order (default: 04)")
     p.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                    help="run only the items whose name contains one of these texts (e.g. steps kernels)")
     args = p.parse_args(argv)
@@ -288,10 +299,12 @@ def main(argv=None) -> int:
 
     item("real task mnist-5k", lambda: real_task(device, "smoke" if smoke else "paper"))
     item("real task mnist-5k fp32", lambda: real_task(device, "smoke" if smoke else "paper", "fp32"))
-    if smoke:
-        report["items"]["notebook 4 (colab)"] = {"skipped": "smoke: the test suite executes every notebook"}
-    else:
-        item("notebook 4 (colab)", lambda: run_notebook_4(out.with_name("04_tuneup_and_scoring.colab.ipynb")))
+    for name in args.notebooks:
+        path = notebook_path(name)
+        if smoke:
+            report["items"][f"notebook {path.stem} (colab)"] = {"skipped": "smoke: the test suite executes every notebook"}
+        else:
+            item(f"notebook {path.stem} (colab)", lambda p=path: run_notebook(p.stem, out.with_name(f"{p.stem}.colab.ipynb")))
 
     write()
     print(f"done in {report['total_seconds']} s; wrote {out}")
