@@ -50,6 +50,9 @@ TUNEUPS = {  # TuneUpTrainer options; "epochs" is how many epochs to run (scored
     # the same training as m2e-4-long / adv-long / the pre-training, scored also with the scorings
     # that use the unlabeled training images (PSEUDO_SCORINGS); the old scorings repeat, as a check
     "m2e-4-long-u": dict(margin_lr=2e-4, epochs=12),
+    # the same again, scored after rank_score kept the exact order of images on the floor of a_n
+    # (far from every prototype; before, they tied), at wider bandwidths too (PSEUDO_WIDTHS_V2)
+    "m2e-4-long-u2": dict(margin_lr=2e-4, epochs=12),
     "adv-long-u": dict(margin_lr=0.0, epochs=12),
     # scored with an exponential moving average of the discriminator's weights over the tune-up
     "adv-ema-long": dict(margin_lr=0.0, ema_decay=0.95, epochs=12),
@@ -59,10 +62,14 @@ TUNEUPS = {  # TuneUpTrainer options; "epochs" is how many epochs to run (scored
 
 
 #: tune-ups (and "pretrained-u") whose epochs are also scored with the unlabeled images
-UNLABELED_SCORED = {"m2e-4-long-u", "adv-long-u", "pretrained-u"}
+UNLABELED_SCORED = {"m2e-4-long-u", "adv-long-u", "pretrained-u", "m2e-4-long-u2", "pretrained-u2"}
+#: the pseudo-labeled scorings' widths (x the median within-class distance): first screen, and the
+#: second (exact order on the floor of a_n, wider widths), used by the tune-ups named "...-u2"
+PSEUDO_WIDTHS = (0.05, 0.1, 0.25, 0.5)
+PSEUDO_WIDTHS_V2 = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def unlabeled_scorings(zp, y, zt, zu, median_intra):
+def unlabeled_scorings(zp, y, zt, zu, median_intra, widths=PSEUDO_WIDTHS):
     """Scorings that also use the embedded unlabeled training images ``zu`` (inductive: fitted on
     training data only, each validation image scored on its own).
 
@@ -74,7 +81,7 @@ def unlabeled_scorings(zp, y, zt, zu, median_intra):
     d_up = torch.cdist(zu.double(), zp.double())
     pseudo = y[d_up.argmin(dim=1)]
     z_all, y_all = torch.cat([zp, zu]), torch.cat([y, pseudo])
-    for f in (0.05, 0.1, 0.25, 0.5):
+    for f in widths:
         out[f"pseudo-kde-med{f}"] = PrototypeKDE(f * median_intra).fit(z_all, y_all).rank_score(zt)
     d_tu = torch.cdist(zt.double(), zu.double())
     for k in (1, 5):
@@ -82,7 +89,7 @@ def unlabeled_scorings(zp, y, zt, zu, median_intra):
     return out
 
 
-def scorings(disc, task, bn_images, with_unlabeled=False, lean=False):
+def scorings(disc, task, bn_images, with_unlabeled=False, lean=False, widths=PSEUDO_WIDTHS):
     """name -> scores of the validation images, for one discriminator state (``lean``: only
     Eq. 7 at w = 0.25 x median and the scorings that use the unlabeled images)."""
     out = {}
@@ -98,7 +105,7 @@ def scorings(disc, task, bn_images, with_unlabeled=False, lean=False):
             continue
         if with_unlabeled:
             zu = embed(d, bn_images, "center-l2", center)
-            out.update(unlabeled_scorings(zp, y, zt, zu, median_intra))
+            out.update(unlabeled_scorings(zp, y, zt, zu, median_intra, widths))
         if lean:
             out["kde-med0.25"] = PrototypeKDE(0.25 * median_intra).fit(zp, y).rank_score(zt)
             continue
@@ -115,7 +122,8 @@ def scorings(disc, task, bn_images, with_unlabeled=False, lean=False):
 
 def rows_for(task, disc, bn_images, lean=False, **keys):
     rows = []
-    for name, s in scorings(disc, task, bn_images, keys["tuneup"] in UNLABELED_SCORED, lean).items():
+    widths = PSEUDO_WIDTHS_V2 if keys["tuneup"].endswith("-u2") else PSEUDO_WIDTHS
+    for name, s in scorings(disc, task, bn_images, keys["tuneup"] in UNLABELED_SCORED, lean, widths).items():
         m = evaluate(task.test_is_anomaly.cpu(), s.cpu().numpy())
         rows.append({**keys, "scoring": name, "auroc": round(m["auroc"], 4), "auprc": round(m["auprc"], 4)})
     return rows
@@ -152,6 +160,8 @@ def main() -> None:
                 wanted = ["pretrained", "pretrained-v2", "pixel", *args.tuneups]
                 if UNLABELED_SCORED & set(args.tuneups):
                     wanted += ["pretrained-u", "pixel-u"]
+                if any(t.endswith("-u2") for t in args.tuneups):
+                    wanted += ["pretrained-u2"]
                 todo = [t for t in wanted
                         if (args.dataset, anomaly, seed, pre, t) not in done]
                 if not todo:
@@ -182,6 +192,9 @@ def main() -> None:
                     if "pretrained-u" in todo:
                         emit(rows_for(task, model.discriminator_, bn_images, args.lean, **keys, tuneup="pretrained-u", epoch=0),
                              "pretrained-u")
+                    if "pretrained-u2" in todo:
+                        emit(rows_for(task, model.discriminator_, bn_images, args.lean, **keys, tuneup="pretrained-u2", epoch=0),
+                             "pretrained-u2")
                     if "pixel-u" in todo:  # the sanity check with the unlabeled images: kNN in pixel space
                         d = torch.cdist(task.test_images.flatten(1).double(), bn_images.flatten(1).double())
                         rows = []

@@ -175,13 +175,30 @@ class PrototypeKDE:
         A strictly increasing transform of A(x) gives the same AUROC and AUPRC. asinh is odd and
         increasing, so it keeps the ordering of a_n across classes too; for large a it equals
         log(2a), which is computed from l - l_max without ever forming the density ratio.
+
+        At the other end a_n = (D^(n) - D_max^(n)) / (D_max^(n) - D_min^(n)) has the floor -1 / s_n
+        (s_n = 1 - D_min^(n) / D_max^(n)), which it meets in float64 once D^(n) / D_max^(n) is
+        below about 1e-16: images far from every prototype, common when w is small. Their a_n all
+        round to the same floor and would tie. Exactly, max_n a_n there is -1 / s_n + D^(n) /
+        (D_max^(n) s_n) for the class(es) n of the highest floor, so such images are ranked by that
+        class's log density (lower density: more anomalous), above every image off the floor
+        (classes whose floors agree to 1e-12 count as one floor: the highest density among them).
+        Off the floor the value is -asinh(max_n a_n) itself.
         """
         delta, scale = self._log_ratios(z)
         direct = torch.asinh(torch.expm1(delta.clamp(max=_LARGE)) / scale[None, :])
         # large a: asinh(a) = log(2a) = log 2 + delta + log1p(-exp(-delta)) - log(scale)
         large = math.log(2.0) + delta + torch.log1p(-torch.exp(-delta.clamp(min=_LARGE))) - torch.log(scale)[None, :]
         t = torch.where(delta > _LARGE, large, direct)
-        return -t.max(dim=1).values
+        rank = -t.max(dim=1).values
+        # the floor: the highest of the classes' floors asinh(-1 / s_n), and the classes that reach it
+        # (to 1e-12: floors that are equal in exact arithmetic can differ in their last bits)
+        floors = torch.asinh(-1.0 / scale)
+        top = floors >= floors.max() - 1e-12 * floors.max().abs()
+        at_floor = rank >= -floors.max()
+        # exactly, a_n - floor_n = exp(delta_n) / s_n there: its log orders the images on the floor
+        key = (delta[:, top] - torch.log(scale[top])[None, :]).max(dim=1).values
+        return torch.where(at_floor, -floors.max() + 1.0 + torch.nn.functional.softplus(-key), rank)
 
 
 def median_intra_class_distance(z: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:

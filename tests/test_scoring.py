@@ -186,9 +186,48 @@ def test_high_dimensional_scores_are_finite_and_rank_exactly():
     exact = np.array([float(v) for v in _exact_rank(z_proto, y_proto, z, w)])
     assert len(np.unique(exact)) == len(z)
     np.testing.assert_array_equal(np.argsort(rank), np.argsort(exact))
-    np.testing.assert_allclose(rank, exact, rtol=1e-9)
+    # the values are -asinh(max_n a_n) off the floor of a_n (the far point is on it: see the next test)
+    off_floor = np.arange(len(z)) != 7
+    np.testing.assert_allclose(rank[off_floor], exact[off_floor], rtol=1e-9)
     tied = (score == 0).numpy()
     assert len(np.unique(rank[tied])) == int(tied.sum())
+
+
+def test_images_far_from_every_prototype_keep_their_exact_order_instead_of_tying_at_the_floor():
+    # Two classes on a line, w = 1: images 12-16 units off the line have D^(n) / D_max^(n) below
+    # 1e-30, so a_n rounds to its floor -1 / s_n for both classes and A(x) ties in float64.
+    z_proto = np.array([[0, 0], [1, 0], [10, 0], [11, 0]], dtype=np.int64)
+    y_proto = np.array([0, 0, 1, 1])
+    far = np.array([[0, 14], [0, 12], [10, 16], [5, 13], [11, 15]], dtype=np.int64)
+    near = np.array([[0, 1], [5, 0], [10, 2]], dtype=np.int64)
+    z = np.concatenate([far, near])
+    kde = PrototypeKDE(bandwidth=1.0).fit(z_proto.astype(np.float64), y_proto)
+    a_max = kde.scaled_density(z.astype(np.float64)).numpy().max(1)
+    # the far images' max_n a_n, and so A(x), round to one value (up to the floors' last bits)
+    np.testing.assert_allclose(a_max[: len(far)], a_max[0], rtol=1e-12)
+    np.testing.assert_allclose(kde.score(z.astype(np.float64)).numpy()[: len(far)], np.exp(-a_max[0]), rtol=1e-12)
+    rank = kde.rank_score(z.astype(np.float64)).numpy()
+    # the exact order of max_n a_n, in 200-digit arithmetic (exact integer squared distances)
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 200
+
+    def dens(points, c):
+        members = z_proto[y_proto == c]
+        d2 = ((points[:, None, :] - members[None, :, :]) ** 2).sum(-1)
+        return [mpmath.fsum(mpmath.exp(-mpmath.mpf(int(v)) / 2) for v in row) / len(members) for row in d2]
+
+    cols = []
+    for c in (0, 1):
+        others = dens(z_proto[y_proto != c], c)
+        dmax, dmin = max(others), min(others)
+        cols.append([(v - dmax) / (dmax - dmin) for v in dens(z, c)])
+    exact_a_max = [max(col) for col in zip(*cols)]
+    assert len(set(exact_a_max)) == len(z)  # distinct in exact arithmetic
+    higher_a_means_lower_rank = sorted(range(len(z)), key=lambda i: exact_a_max[i], reverse=True)
+    np.testing.assert_array_equal(np.argsort(rank), higher_a_means_lower_rank)
+    # the images off the floor keep their value -asinh(max_n a_n)
+    np.testing.assert_allclose(rank[len(far):], [-float(mpmath.asinh(exact_a_max[i])) for i in range(len(far), len(z))],
+                               rtol=1e-12)
 
 
 def test_high_dimensional_float32_like_embeddings_give_no_nan():
@@ -207,7 +246,7 @@ def test_high_dimensional_float32_like_embeddings_give_no_nan():
     # rank_score is increasing in A(x) wherever A is not saturated
     s, r = kde.score(zt).numpy(), kde.rank_score(zt).numpy()
     ok = (s > 0) & (s < np.finfo(np.float64).max)
-    order = np.argsort(s[ok], kind="stable")
+    order = np.lexsort((r[ok], s[ok]))  # by A, then by rank_score among images whose A ties in float64
     assert np.all(np.diff(r[ok][order]) >= 0)
 
 
