@@ -72,15 +72,12 @@ def supported_precisions(device: torch.device) -> list[str]:
 
 
 @contextlib.contextmanager
-def compile_backend(device: torch.device):
-    """torch.compile's backend for the compiled items: inductor's default on a GPU; on a CPU the
-    eager backend (through the trainer's documented hook), so that the smoke check runs the code
-    path in seconds; its figures there are no measurement of compilation."""
-    if device.type == "cuda":
-        yield
-        return
+def compile_options(device: torch.device, **options):
+    """torch.compile's settings for the compiled items: inductor's defaults plus ``options`` on a
+    GPU; on a CPU the eager backend (through the trainer's documented hook), so that the smoke
+    check runs the code path in seconds; its figures there are no measurement of compilation."""
     before = pddlite.trainer._COMPILE_OPTIONS
-    pddlite.trainer._COMPILE_OPTIONS = {"backend": "eager"}
+    pddlite.trainer._COMPILE_OPTIONS = {**before, **options} if device.type == "cuda" else {"backend": "eager"}
     try:
         yield
     finally:
@@ -97,21 +94,6 @@ def timed_stages(device, shape, precision, width, batch, compile=False, channels
     pre = GANTrainer(g, d, device=device, precision=precision, compile=compile)
     tune = TuneUpTrainer(g, d, protos, labels, device=device, precision=precision, compile=compile)
     return {"pretrain": (pre, lambda: pre.step(images)), "tuneup": (tune, lambda: tune.batch_losses(images))}
-
-
-@contextlib.contextmanager
-def compile_options(device: torch.device, **options):
-    """Extra :func:`torch.compile` options for the compiled items on a GPU (the CPU's eager backend
-    takes none)."""
-    if device.type != "cuda":
-        yield
-        return
-    before = pddlite.trainer._COMPILE_OPTIONS
-    pddlite.trainer._COMPILE_OPTIONS = {**before, **options}
-    try:
-        yield
-    finally:
-        pddlite.trainer._COMPILE_OPTIONS = before
 
 
 def step_throughput(device, shape, precision, width, batch, steps, warmup, repeats, compile=False,
@@ -272,11 +254,11 @@ def main(argv=None) -> int:
             item(f"steps {label} {prec}", lambda s=shape, q=prec: step_throughput(
                 device, s, q, width, batch, steps, warmup, repeats))
         auto = report["auto_precision"]
-        with compile_backend(device):
+        with compile_options(device):
             item(f"steps {label} {auto} compiled", lambda s=shape, q=auto: step_throughput(
                 device, s, q, width, batch, steps, warmup + 2, repeats, compile=True))
         if label == "28x28":  # whole-graph CUDA graphs through inductor's reduce-overhead mode
-            with compile_backend(device), compile_options(device, mode="reduce-overhead"):
+            with compile_options(device, mode="reduce-overhead"):
                 item(f"steps {label} {auto} compiled reduce-overhead", lambda s=shape, q=auto: step_throughput(
                     device, s, q, width, batch, steps, warmup + 2, repeats, compile=True))
         for prec in precisions:
