@@ -11,6 +11,9 @@ data-dependent margin.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 
 from .errors import PDDLiteError
@@ -49,55 +52,81 @@ def pair_masks(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same & upper, ~same & upper
 
 
+class PairIndex(NamedTuple):
+    """Row and column indices of the unordered (j < k) same-class and different-class pairs."""
+
+    same: tuple[torch.Tensor, torch.Tensor]
+    different: tuple[torch.Tensor, torch.Tensor]
+
+
+def pair_indices(y: torch.Tensor) -> PairIndex:
+    """The pairs :func:`pair_masks` selects, as indices, in the same (row-major) order.
+
+    Finding them reads a count on the host once; selecting by them afterwards does not, where a
+    boolean mask would at every step. The tune-up's labels never change, so it computes them once
+    and its margin step can be replayed as a CUDA graph (:mod:`pddlite.graphs`).
+    """
+    same, different = pair_masks(y)
+    return PairIndex(tuple(same.nonzero(as_tuple=True)), tuple(different.nonzero(as_tuple=True)))
+
+
 def _quantile(values: torch.Tensor, q: float) -> torch.Tensor:
-    """The q-quantile with linear interpolation (NumPy's default), detached: a constant threshold.
+    """The q-quantile of a vector with linear interpolation (NumPy's default), detached: a constant
+    threshold. The same arithmetic as ``torch.quantile`` (tested bit for bit): the position q (n - 1),
+    the sorted values at its floor and ceiling, :func:`torch.lerp` between them; and no host sync.
 
     Computed in the values' own precision (float32 or float64; half precision is promoted to
-    float32, which ``torch.quantile`` needs): a float64 threshold rounded to float32 would sit
-    off the pair distance it equals, giving that pair a spurious hinge value and gradient.
+    float32): a float64 threshold rounded to float32 would sit off the pair distance it equals,
+    giving that pair a spurious hinge value and gradient.
     """
     if not 0.0 <= q <= 1.0:
         raise PDDLiteError(f"a quantile must lie in [0, 1], got {q}")
-    v = values.detach()
+    v = values.detach().flatten()
     if v.dtype not in (torch.float32, torch.float64):
         v = v.float()
-    return torch.quantile(v, q, interpolation="linear").to(values.dtype)
+    position = q * (len(v) - 1)
+    below, above = math.floor(position), math.ceil(position)
+    ordered = v.sort().values
+    return torch.lerp(ordered[below], ordered[above], position - below).to(values.dtype)
 
 
-def intra_class_loss(z: torch.Tensor, y: torch.Tensor, q: float = 0.5) -> torch.Tensor:
+def intra_class_loss(z: torch.Tensor, y: torch.Tensor, q: float = 0.5, pairs: PairIndex | None = None) -> torch.Tensor:
     """Eq. 5: sum over same-class pairs of max(0, ||z_j - z_k|| - R_intra).
 
     R_intra is the ``q``-quantile (linear interpolation) of the same-class pair distances,
     held constant. Only pairs longer than the threshold contribute, so the descent shrinks the
     largest intra-class distances first, a smooth stand-in for the class diameter of Eq. 4.
+    ``pairs`` is :func:`pair_indices` of ``y``, computed here when not given.
     """
     _check(z, y)
-    same, _ = pair_masks(y)
-    d = pairwise_distances(z)[same]
+    d = pairwise_distances(z)[(pairs or pair_indices(y)).same]
     if d.numel() == 0:
         raise PDDLiteError("intra_class_loss needs at least two prototypes of one class")
     return torch.relu(d - _quantile(d, q)).sum()
 
 
-def inter_class_loss(z: torch.Tensor, y: torch.Tensor, q: float = 0.25) -> torch.Tensor:
+def inter_class_loss(z: torch.Tensor, y: torch.Tensor, q: float = 0.25, pairs: PairIndex | None = None) -> torch.Tensor:
     """Eq. 6: sum over different-class pairs of max(0, R_inter - ||z_j - z_k||).
 
     R_inter is the ``q``-quantile of the different-class pair distances, held constant: the
-    loss pushes apart the closest pairs of different classes.
+    loss pushes apart the closest pairs of different classes. ``pairs`` as in :func:`intra_class_loss`.
     """
     _check(z, y)
-    _, diff = pair_masks(y)
-    d = pairwise_distances(z)[diff]
+    d = pairwise_distances(z)[(pairs or pair_indices(y)).different]
     if d.numel() == 0:
         raise PDDLiteError("inter_class_loss needs prototypes of at least two classes")
     return torch.relu(_quantile(d, q) - d).sum()
 
 
 def margin_loss(
-    z: torch.Tensor, y: torch.Tensor, beta: float = 3.0, q_intra: float = 0.5, q_inter: float = 0.25
+    z: torch.Tensor, y: torch.Tensor, beta: float = 3.0, q_intra: float = 0.5, q_inter: float = 0.25,
+    pairs: PairIndex | None = None,
 ) -> torch.Tensor:
-    """The PDD loss L = L_intra + beta * L_inter (Eqs. 5 and 6; beta = 3 in Sec. 5.1)."""
-    return intra_class_loss(z, y, q_intra) + beta * inter_class_loss(z, y, q_inter)
+    """The PDD loss L = L_intra + beta * L_inter (Eqs. 5 and 6; beta = 3 in Sec. 5.1); ``pairs`` is
+    :func:`pair_indices` of ``y`` (computed here when not given)."""
+    _check(z, y)
+    pairs = pairs or pair_indices(y)
+    return intra_class_loss(z, y, q_intra, pairs) + beta * inter_class_loss(z, y, q_inter, pairs)
 
 
 def diameter_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch import nn
 from .embedding import normalize
 from .errors import PDDLiteError
 from .gan import adam
-from .losses import margin_loss, reference_inter_loss, reference_intra_loss
+from .losses import PairIndex, margin_loss, pair_indices, reference_inter_loss, reference_intra_loss
 from .modes import network_mode
 
 
@@ -29,6 +29,7 @@ class MarginTerms:
     """A family of margin terms: its optimisers, its loss, and how it changes the adversarial steps."""
 
     name: str = ""
+    graph_safe: bool = False  # whether a margin step can be replayed as a CUDA graph (pddlite.graphs)
     generator_lr_factor: float = 1.0  # the tune-up's generator learning rate, as a multiple of lr
     fake_factor: int = 1  # generated images per real image in the generator's step
 
@@ -46,10 +47,19 @@ class Eq56Terms(MarginTerms):
     """Eqs. 5-6 with the paper's beta, q_intra and q_inter, on embeddings normalised by ``normalization``."""
 
     name = "eq56"
+    graph_safe = True  # pairs selected by indices computed once (pair_indices), quantiles by sorting
 
     def __init__(self, beta: float = 3.0, q_intra: float = 0.5, q_inter: float = 0.25,
                  normalization: str = "center-l2"):
         self.beta, self.q_intra, self.q_inter, self.normalization = beta, q_intra, q_inter, normalization
+        self._pairs: tuple[torch.Tensor, PairIndex] | None = None
+
+    def pairs(self, labels: torch.Tensor) -> PairIndex:
+        """:func:`~pddlite.losses.pair_indices` of ``labels``, found once: a trainer's prototype
+        labels never change, and selecting by indices needs no host sync at each step."""
+        if self._pairs is None or self._pairs[0] is not labels:
+            self._pairs = (labels, pair_indices(labels))
+        return self._pairs[1]
 
     def optimizers(self, features, lr, margin_lr, betas):
         return {"margin": adam(features, margin_lr, betas)}
@@ -58,7 +68,7 @@ class Eq56Terms(MarginTerms):
         with network_mode(discriminator, train=False), autocast():
             raw = discriminator.features(prototypes).float()
         z = normalize(raw, self.normalization, raw.mean(dim=0).detach())
-        return margin_loss(z, labels, self.beta, self.q_intra, self.q_inter), "margin"
+        return margin_loss(z, labels, self.beta, self.q_intra, self.q_inter, self.pairs(labels)), "margin"
 
 
 class NotebookTerms(MarginTerms):

@@ -490,3 +490,29 @@ def test_quantile_outside_unit_interval_is_refused(q):
         losses.intra_class_loss(t64(HAND_Z), ty(HAND_Y), q=q)
     with pytest.raises(PDDLiteError, match="quantile"):
         losses.inter_class_loss(t64(HAND_Z), ty(HAND_Y), q=q)
+
+
+def test_the_threshold_quantile_is_torch_quantile_bit_for_bit():
+    """_quantile sorts and interpolates itself (no host sync, so a CUDA graph can replay it); it must
+    give torch.quantile's exact float, ties and repeated values included."""
+    from pddlite.losses import _quantile
+
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(600):
+        n = int(torch.randint(1, 300, (1,), generator=gen))
+        dtype = torch.float64 if trial % 3 == 0 else torch.float32
+        values = torch.rand(n, generator=gen, dtype=dtype) * 3
+        if trial % 5 == 0:
+            values = values.round(decimals=1)  # ties
+        q = [0.0, 0.25, 0.5, 1.0][trial % 4] if trial % 2 else float(torch.rand(1, generator=gen))
+        assert torch.equal(_quantile(values, q), torch.quantile(values, q)), (n, q, dtype)
+
+
+def test_pair_indices_select_what_the_masks_select_in_the_same_order():
+    from pddlite.losses import pair_indices, pair_masks
+
+    y = torch.tensor([2, 0, 2, 1, 0, 2, 1])
+    d = torch.rand(7, 7, generator=torch.Generator().manual_seed(1))
+    same, different = pair_masks(y)
+    pairs = pair_indices(y)
+    assert torch.equal(d[pairs.same], d[same]) and torch.equal(d[pairs.different], d[different])
