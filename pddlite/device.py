@@ -46,6 +46,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
+def place(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` moved to ``device``; on CUDA its 4-D weights stored channels-last (NHWC), the
+    layout tensor cores read without transposing, so that convolutions run in it. Once CUDA graphs
+    remove the launch overhead, the GPU's own work is what a paper-width step costs, and on an H200
+    channels-last cut it by 15-40% (README, the GPU table). On the CPU the layout stays NCHW, so CPU
+    numbers do not move. Checkpoints hold values, not layouts: they load either way."""
+    if torch.device(device).type == "cuda":
+        return module.to(device=device, memory_format=torch.channels_last)
+    return module.to(device)
+
+
 #: seeds are offset by small constants for streams of their own, so they stay below 2**62
 MAX_SEED = 2**62 - 1
 
@@ -93,11 +104,12 @@ class Precision:
         """float16 needs loss scaling (its range is too small for small gradients); bfloat16 does not."""
         return self.name == "fp16"
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The autocast context of this precision (a no-op for float32)."""
+    def autocast(self, cache: bool = True) -> contextlib.AbstractContextManager:
+        """The autocast context of this precision (a no-op for float32); ``cache=False`` casts the
+        weights anew at every use (what a CUDA graph capture needs)."""
         if self.dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
+        return torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=cache)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler, enabled only for float16 (disabled, it passes losses and steps through)."""

@@ -38,8 +38,8 @@ class AdversarialTrainer(EpochTrainer):
     """An :class:`~pddlite.trainer.EpochTrainer` that draws generator noise from its own seeded stream."""
 
     def __init__(self, device: torch.device | str, seed: int, z_std: float, precision: str | Precision = "auto",
-                 compile: bool = False):
-        super().__init__(device, seed, precision, compile)
+                 compile: bool = False, cuda_graphs: bool = False):
+        super().__init__(device, seed, precision, compile, cuda_graphs)
         self.z_std = float(z_std)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
 
@@ -69,8 +69,9 @@ class GANTrainer(AdversarialTrainer):
         seed: int = 0,
         precision: str | Precision = "auto",
         compile: bool = False,
+        cuda_graphs: bool = False,
     ):
-        super().__init__(device, seed, z_std, precision, compile)
+        super().__init__(device, seed, z_std, precision, compile, cuda_graphs)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {
@@ -78,29 +79,49 @@ class GANTrainer(AdversarialTrainer):
             "discriminator": adam(discriminator.parameters(), lr, betas),
         }
 
-    def step(self, real: torch.Tensor, fake_factor: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    def step_noise(self, n: int, fake_factor: int = 1) -> tuple[torch.Tensor, ...]:
+        """The generator's inputs for one :meth:`step` on ``n`` real images, in the order the step
+        uses them: ``n`` for the discriminator's fakes, then ``n * fake_factor`` for the generator's
+        step when ``fake_factor`` is not 1. Drawn before the step, so that a step replayed as a CUDA
+        graph (:mod:`pddlite.graphs`) still trains on fresh noise."""
+        first = self.noise(n)
+        return (first,) if fake_factor == 1 else (first, self.noise(n * fake_factor))
+
+    def step(self, real: torch.Tensor, fake_factor: int = 1,
+             noise: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One discriminator step and one generator step; returns the detached (loss_d, loss_g).
 
         ``fake_factor`` draws that many times the batch size of fakes for the generator step
-        (the sample notebook uses 2 during its tune-up).
+        (the sample notebook uses 2 during its tune-up). ``noise`` is :meth:`step_noise`'s, drawn
+        here when not given.
         """
         g, d = self.generator, self.discriminator
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
+        if noise is None:
+            noise = self.step_noise(len(real), fake_factor)
         with self.autocast():
-            fake = g(self.noise(len(real)))
+            fake = g(noise[0])
             loss_d = bce_real(d(real)) + bce_fake(d(fake.detach()))
         self.optimize(loss_d, opt_d)
         with self.autocast():
-            if fake_factor != 1:
-                fake = g(self.noise(len(real) * fake_factor))
+            if len(noise) > 1:
+                fake = g(noise[1])
             loss_g = bce_real(d(fake))
         self.optimize(loss_g, opt_g)
         return loss_d.detach(), loss_g.detach()
 
     loss_names = ("loss_d", "loss_g")
 
-    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:
-        return self.step(batch)
+    def select(self, images: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The real images of the batch and the step's noise."""
+        return images[idx], self.step_noise(len(idx))
+
+    def batch_losses(self, batch: tuple[torch.Tensor, tuple[torch.Tensor, ...]]) -> Sequence[torch.Tensor]:
+        real, noise = batch
+        return self.step(real, noise=noise)
+
+    def graph_unsupported(self) -> str | None:
+        return None  # noise drawn in select, no host value read, Adam made capturable
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:

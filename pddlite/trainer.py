@@ -26,11 +26,18 @@ losses, the optimiser steps, and deep copies (PDD's :meth:`~pddlite.PDD.copy_wit
 averages), which come back uncompiled until a trainer of theirs starts. Compiling in place keeps
 ``state_dict`` keys, so checkpoints and the pre-training cache are the same files with and
 without it.
+
+``cuda_graphs=True`` replays each whole training step (what :meth:`~EpochTrainer.batch_losses`
+runs: forward and backward passes, losses, optimiser steps) as one CUDA graph
+(:class:`pddlite.graphs.StepGraph`), recaptured at every epoch's start. A trainer that allows it
+says so in :meth:`~EpochTrainer.graph_unsupported`; the GAN pre-training and the tune-up with
+Eqs. 5-6 do. It needs a CUDA device and bfloat16 or float32, and is not combined with ``compile``.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
@@ -39,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .data import batches
 from .device import Precision, choose_precision
+from .graphs import StepGraph, make_capturable, refuse, unsupported_setting
 from .options import flag
 
 #: Keyword arguments of every in-place :func:`torch.compile`: empty, inductor's defaults. A test
@@ -65,19 +73,24 @@ class EpochTrainer:
     optimizers: dict[str, torch.optim.Optimizer]
 
     def __init__(self, device: torch.device | str, seed: int, precision: str | Precision = "auto",
-                 compile: bool = False):
+                 compile: bool = False, cuda_graphs: bool = False):
         self.device = torch.device(device)
         self.seed = int(seed)
         self.precision = choose_precision(self.device, precision)
         self.compile = flag("compile", compile)
+        self.cuda_graphs = flag("cuda_graphs", cuda_graphs)
+        self.step_graph: StepGraph | None = None  # made by prepare_to_train when cuda_graphs
         self.scaler = self.precision.grad_scaler()
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.data_generator = torch.Generator().manual_seed(seed)
 
     def autocast(self):
-        """The forward passes' mixed precision (a no-op in float32)."""
-        return self.precision.autocast()
+        """The forward passes' mixed precision (a no-op in float32). It keeps no cache of cast
+        weights, which a CUDA graph capture needs: a weight used twice in a step (the discriminator
+        on real and on fake images) is cast twice and its two gradients summed in float32, so a step
+        computes the same numbers with and without ``cuda_graphs``."""
+        return self.precision.autocast(cache=False)
 
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimiser step on ``loss``: zero the gradients, back-propagate, step. In float16 the
@@ -85,7 +98,11 @@ class EpochTrainer:
         is exactly ``loss.backward(); optimizer.step()``."""
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
+        with warnings.catch_warnings():
+            # on CUDA every Adam is capturable (prepare_to_train), and its eager steps warn that this
+            # "can impair performance": a choice made on purpose, so that eager and graph steps agree
+            warnings.filterwarnings("ignore", message=".*capturable=True.*", category=UserWarning)
+            self.scaler.step(optimizer)
         self.scaler.update()
 
     def state_dict(self) -> dict:
@@ -108,6 +125,7 @@ class EpochTrainer:
         self.data_generator.set_state(state["data_generator"])
         if self.scaler.is_enabled() and state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
+        self.step_graph = None  # it recorded the tensors that loading just replaced
 
     #: names of the losses that :meth:`batch_losses` returns, in order (keys of ``history``)
     loss_names: tuple[str, ...] = ()
@@ -123,21 +141,50 @@ class EpochTrainer:
         """What :meth:`batch_losses` gets for the index batch ``idx``: the images, by default."""
         return images[idx]
 
+    def graph_unsupported(self) -> str | None:
+        """Why this trainer's step cannot be captured as a CUDA graph, or ``None`` if it can
+        (:mod:`pddlite.graphs` lists what a step must do). A trainer whose step qualifies says so."""
+        return f"{type(self).__name__}'s steps are not prepared for CUDA graphs"
+
+    def check_cuda_graphs(self) -> None:
+        """A one-line error if ``cuda_graphs`` was asked for where it cannot work."""
+        refuse(unsupported_setting(self.device, self.precision, self.compile) or self.graph_unsupported())
+
     def prepare_to_train(self) -> None:
         """Every network in train mode, and with ``compile`` compiled in place (once; see the module
-        docstring). :meth:`fit` calls it; so does anything that runs :meth:`batch_losses` alone."""
+        docstring); on CUDA the optimisers made capturable, and with ``cuda_graphs`` the step graph made.
+        :meth:`fit` calls it; so does anything that runs :meth:`train_step` alone."""
         for m in self.modules.values():
             m.train()
             if self.compile:
                 compile_in_place(m)
+        if self.device.type == "cuda":
+            # Adam's step count on the GPU: no host value per step, the arithmetic a graph replays
+            # (so eager and graph steps compute the same numbers; measured in benchmarks/gpu_check.py)
+            for optimizer in self.optimizers.values():
+                if "capturable" in optimizer.defaults:
+                    make_capturable(optimizer)
+        if self.cuda_graphs:
+            self.check_cuda_graphs()
+            if self.step_graph is None:
+                self.step_graph = StepGraph(self.batch_losses)
+
+    def train_step(self, batch: Any) -> Sequence[torch.Tensor]:
+        """One training step on ``batch`` (what :meth:`select` returns): :meth:`batch_losses`, or its
+        CUDA graph's replay with ``cuda_graphs``, whose returned losses the next step overwrites."""
+        if self.step_graph is None:
+            return self.batch_losses(batch)
+        return self.step_graph(batch)
 
     def train_epoch(self, images: torch.Tensor, batch_size: int) -> dict[str, float]:
         """One shuffled pass over ``images``; the mean of each loss, with one host sync per epoch."""
         self.start_epoch()
+        if self.step_graph is not None:
+            self.step_graph.reset()  # the epoch may have changed a learning rate or the terms
         sums = torch.zeros(len(self.loss_names), device=self.device)
         n = 0
         for idx in batches(len(images), batch_size, self.data_generator, self.device):
-            sums += torch.stack(list(self.batch_losses(self.select(images, idx))))
+            sums += torch.stack(list(self.train_step(self.select(images, idx))))
             n += 1
         return dict(zip(self.loss_names, (sums / max(n, 1)).tolist()))
 

@@ -55,11 +55,12 @@ class TuneUpTrainer(GANTrainer):
         seed: int = 0,
         precision: str | Precision = "auto",
         compile: bool = False,
+        cuda_graphs: bool = False,
     ):
         # Eqs. 5-6 read beta, the quantiles and the normalisation; a strategy object brings its own
         self.terms = margin if isinstance(margin, MarginTerms) else margin_terms(margin, beta, q_intra, q_inter,
                                                                                  normalization)
-        super().__init__(generator, discriminator, lr, betas, z_std, device, seed, precision, compile)
+        super().__init__(generator, discriminator, lr, betas, z_std, device, seed, precision, compile, cuda_graphs)
         self.optimizers["generator"] = adam(generator.parameters(), self.terms.generator_lr_factor * lr, betas)
         self.prototypes, self.prototype_labels = prototypes, prototype_labels
         self.margin_steps = bool(margin_steps)
@@ -72,11 +73,17 @@ class TuneUpTrainer(GANTrainer):
             self.modules["ema"] = self.ema  # saved and restored with the trainer's state
         self.optimizers.update(self.terms.optimizers(list(discriminator.body.parameters()), lr, margin_lr, betas))
 
-    def margin_step(self) -> torch.Tensor:
-        """One optimiser step of the prototype loss; returns the loss value."""
-        prototypes = self.prototypes
+    def step_prototypes(self) -> torch.Tensor:
+        """The prototype images of one margin step: with ``augment``, a fresh random view of each."""
         if self.augment:
-            prototypes = random_affine(prototypes, self.augment_generator)
+            return random_affine(self.prototypes, self.augment_generator)
+        return self.prototypes
+
+    def margin_step(self, prototypes: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimiser step of the prototype loss; returns the loss value. ``prototypes`` are
+        :meth:`step_prototypes`' images, drawn here when not given."""
+        if prototypes is None:
+            prototypes = self.step_prototypes()
         loss, name = self.terms.loss(self.discriminator, prototypes, self.prototype_labels, self.epoch, self.autocast)
         self.optimize(loss, self.optimizers[name])
         return loss.detach()
@@ -91,14 +98,30 @@ class TuneUpTrainer(GANTrainer):
 
     loss_names = ("loss_d", "loss_g", "loss_margin")
 
-    def batch_losses(self, batch: torch.Tensor) -> Sequence[torch.Tensor]:
+    def select(self, images: torch.Tensor, idx: torch.Tensor) -> tuple:
+        """What one step trains on, every random draw made here and not in the step (so that it can
+        be replayed as a CUDA graph): the real images, the generator's noise (none without the
+        adversarial steps) and, with ``augment``, the margin step's views of the prototypes."""
+        real = images[idx]
+        noise = self.step_noise(len(idx), self.terms.fake_factor) if self.adversarial else ()
+        views = (self.step_prototypes(),) if self.augment and self.margin_steps else ()
+        return (real, noise, *views)
+
+    def batch_losses(self, batch: tuple) -> Sequence[torch.Tensor]:
         """An adversarial step on the unlabeled batch, then a margin step (either can be switched off)."""
+        real, noise, *views = batch
         zero = torch.zeros((), device=self.device)
         if self.adversarial:
-            loss_d, loss_g = self.step(batch, fake_factor=self.terms.fake_factor)
+            loss_d, loss_g = self.step(real, noise=noise)
         else:
             loss_d = loss_g = zero
-        loss_margin = self.margin_step() if self.margin_steps else zero
+        loss_margin = self.margin_step(*views) if self.margin_steps else zero
         if self.ema is not None:
             self.ema.update()
         return loss_d, loss_g, loss_margin
+
+    def graph_unsupported(self) -> str | None:
+        if not self.terms.graph_safe:
+            return (f"the {self.terms.name!r} margin terms select pairs by counts read on the host, so their "
+                    "step cannot be a CUDA graph (the Eq. 5-6 terms of the paper and pddlite variants can)")
+        return None
