@@ -23,7 +23,7 @@ from .variants import DEFAULT_VARIANT, VARIANTS
 
 
 def add_precision_arguments(p: argparse.ArgumentParser) -> None:
-    """``--precision``, ``--deterministic`` and ``--compile`` (shared by ``run`` and ``replicate``)."""
+    """``--precision``, ``--deterministic``, ``--compile`` and ``--cuda-graphs`` (shared by ``run`` and ``replicate``)."""
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="training precision: auto (bf16 on GPUs of capability >= 8.0, fp16 with loss scaling "
                         "below, fp32 on the CPU), bf16, fp16 or fp32")
@@ -32,6 +32,9 @@ def add_precision_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="compile the networks' forward passes for training with torch.compile (measured on an "
                         "H200: slower than without, at paper width and batch 200; see the README)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="PDD: replay each whole training step as one CUDA graph (a CUDA GPU, bf16 or fp32, the "
+                        "paper and pddlite variants; see the README); baselines train without")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,9 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     options: dict = {}
     if args.method == "pdd":
         options = {"variant": args.variant or DEFAULT_VARIANT, "checkpoint": args.checkpoint,
-                   "ablation": not args.no_ablation}
+                   "ablation": not args.no_ablation, "cuda_graphs": args.cuda_graphs}
     else:
-        for flag, value in (("--variant", args.variant), ("--checkpoint", args.checkpoint)):
+        for flag, value in (("--variant", args.variant), ("--checkpoint", args.checkpoint),
+                            ("--cuda-graphs", args.cuda_graphs or None)):
             if value is not None:
                 raise PDDLiteError(f"{flag} is for PDD only; {args.method} has none (drop {flag})")
     if args.out is not None:  # before the training, not after it
@@ -124,7 +128,8 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
                      args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
                      run_progress=args.run_progress, variants=args.variants, split=args.split,
-                     precision=args.precision, deterministic=args.deterministic, compile=args.compile)
+                     precision=args.precision, deterministic=args.deterministic, compile=args.compile,
+                     cuda_graphs=args.cuda_graphs)
     print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
     return 0
 

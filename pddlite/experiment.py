@@ -53,8 +53,10 @@ def run_task(
 
     ``precision`` and ``deterministic`` are the training precision and cuDNN mode
     (:mod:`pddlite.device`); ``compile`` compiles the networks' forward passes for training
-    (:mod:`pddlite.trainer`). The row records the precision and whether it compiled; neither enters
-    the settings fingerprint (they change how a run computes, not what it is asked to compute).
+    (:mod:`pddlite.trainer`); PDD's ``cuda_graphs`` option replays its training steps as CUDA graphs
+    (:mod:`pddlite.graphs`). The row records the precision and whether it compiled or used graphs;
+    none enters the settings fingerprint (they change how a run computes, not what it is asked to
+    compute).
 
     ``split="validation"`` trains and scores on the validation task of the same dataset, class,
     shots and seed (:func:`pddlite.make_validation_task`): where settings are chosen.
@@ -93,6 +95,7 @@ def run_task(
         "device": str(dev),
         "precision": precision,
         "compile": bool(compile),
+        "cuda_graphs": bool(options.get("cuda_graphs", False)),
         "settings": settings_fingerprint(method, prof, **options),
         "seconds": round(seconds, 2),
     }
@@ -101,7 +104,7 @@ def run_task(
 
 
 #: options that say where a run keeps its files or how it reports, not what it computes
-_NOT_SETTINGS = frozenset({"checkpoint", "pretrain_cache", "progress"})
+_NOT_SETTINGS = frozenset({"checkpoint", "pretrain_cache", "progress", "cuda_graphs"})  # where or how fast, not what
 
 
 def settings_fingerprint(method: str, profile: str | Profile | None = None, **options: Any) -> str:

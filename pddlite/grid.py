@@ -350,6 +350,7 @@ def replicate(
     precision: str = "auto",
     deterministic: bool = False,
     compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid, or one shard of it; return the rows of the selected runs.
 
@@ -359,7 +360,8 @@ def replicate(
     starts (:func:`pddlite.files.claim`): workers sharing a folder split the runs, and a claim left
     by a killed worker is taken over. ``progress`` shows the bar over runs; ``run_progress`` also
     each run's epoch bars (and its estimated training time). ``precision``, ``deterministic`` and
-    ``compile`` are every run's (:func:`pddlite.experiment.run_task`).
+    ``compile`` are every run's (:func:`pddlite.experiment.run_task`); ``cuda_graphs`` is every PDD
+    run's (:mod:`pddlite.graphs`; the baselines train without).
     ``variants`` are PDD's variants to run side by side; ``split="validation"`` scores the
     validation tasks (where choices are made) instead of the test split, into files of their own.
     An exception in a run stops the grid (the finished runs stay written; run again to resume).
@@ -369,6 +371,7 @@ def replicate(
     prof = get_profile(profile)
     check_shots(shots)  # before any run is claimed, not in the first one
     compile = flag("compile", compile)
+    cuda_graphs = flag("cuda_graphs", cuda_graphs)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
     out = check_output_folder(out_dir)
     rows: dict[RunSpec, dict[str, Any]] = {}
@@ -401,7 +404,7 @@ def replicate(
                     left = estimator.left(pending[i:])
                     bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
                     row = _run(run, prof.name, out, shots, split, device, data_dir, run_progress, precision,
-                               deterministic, compile)
+                               deterministic, compile, cuda_graphs)
                     write_row(row, path)
                     estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
             finally:
@@ -422,11 +425,13 @@ def replicate(
 
 
 def _run(run: RunSpec, profile: str, out: Path, shots: int, split: str, device: str, data_dir: Any,
-         run_progress: bool, precision: str, deterministic: bool, compile: bool = False) -> dict[str, Any]:
+         run_progress: bool, precision: str, deterministic: bool, compile: bool = False,
+         cuda_graphs: bool = False) -> dict[str, Any]:
     """Train and score one run of the grid; its row, ready to write."""
     start = time.perf_counter()
     # PDD variants with the same pre-training (paper, pddlite) share it through a cache
-    options = {} if run.variant is None else {"variant": run.variant, "pretrain_cache": out / profile / ".pretrained"}
+    options = {} if run.variant is None else {"variant": run.variant, "pretrain_cache": out / profile / ".pretrained",
+                                              "cuda_graphs": cuda_graphs}
     row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=profile,
                    method=run.method, device=device, data_dir=data_dir, progress=run_progress,
                    split=split, precision=precision, deterministic=deterministic, compile=compile, **options)

@@ -33,14 +33,16 @@ import torch
 
 from .data import Task, training_task
 from .detector import Detector
-from .device import seed_everything
+from .device import place, seed_everything
 from .embedding import NORMALIZATIONS, embed, prototype_center, recalibrate_batchnorm
 from .errors import PDDLiteError
 from .files import write_atomically
 from .gan import GANTrainer
+from .graphs import refuse, unsupported_setting
+from .margins import margin_terms
 from .metrics import evaluate
 from .nets import init_weights, make_gan
-from .options import MAX_WIDTH, file_path, number, positive, whole
+from .options import MAX_WIDTH, file_path, flag, number, positive, whole
 from .profiles import get_profile
 from .scoring import SCORINGS, make_scorer
 from .timing import TimedStage, TrainingEstimate, announce, estimate_training, random_state_kept
@@ -195,6 +197,9 @@ class PDD(Detector):
         deterministic: deterministic cuDNN algorithms (slower) instead of the fastest ones.
         compile: compile the generator's and the discriminator's forward passes for both stages
             (:func:`torch.compile`; what is and is not compiled: :mod:`pddlite.trainer`).
+        cuda_graphs: replay each whole training step of both stages as one CUDA graph
+            (:mod:`pddlite.graphs`; a CUDA device, bf16 or fp32, and the Eq. 5-6 margin terms of
+            the ``paper`` and ``pddlite`` variants). Like ``compile``, it changes speed, not settings.
         checkpoint: a file to save training state to after every epoch and resume from.
         progress: show tqdm progress bars.
         pretrain_cache: a folder of pre-trained models keyed by what pre-training depends on (its
@@ -221,11 +226,17 @@ class PDD(Detector):
         precision: str = "auto",
         deterministic: bool = False,
         compile: bool = False,
+        cuda_graphs: bool = False,
         **options: Any,
     ):
         super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic,
                          compile=compile)
+        self.cuda_graphs = flag("cuda_graphs", cuda_graphs)
         self.config = PDDConfig.for_variant(variant, self.profile, **options)
+        if self.cuda_graphs:  # said now, not after the data is read
+            terms = margin_terms(self.config.margin)
+            refuse(unsupported_setting(self.device, self.precision, self.compile) or (
+                None if terms.graph_safe else f"the {variant!r} variant's margin terms cannot be a CUDA graph"))
         self.checkpoint = file_path("checkpoint", checkpoint)
         self.pretrain_cache = file_path("pretrain_cache", pretrain_cache)
         self.stage_ = Stage.NEW
@@ -271,7 +282,7 @@ class PDD(Detector):
             g, d = make_gan(task.image_shape, self.config.width, self.config.layout)
             g.apply(init_weights)
             d.apply(init_weights)
-            self.generator_, self.discriminator_ = g.to(self.device), d.to(self.device)
+            self.generator_, self.discriminator_ = place(g, self.device), place(d, self.device)
             self.image_shape_ = task.image_shape
             self.dataset_ = task.dataset
         elif tuple(task.image_shape) != tuple(self.image_shape_):
@@ -325,7 +336,8 @@ class PDD(Detector):
     def _pretrain_trainer(self) -> GANTrainer:
         """The GAN pre-training's trainer, on this model's networks."""
         return GANTrainer(self.generator_, self.discriminator_, self.config.lr, z_std=self.config.z_std,
-                          device=self.device, seed=self.seed, precision=self.precision, compile=self.compile)
+                          device=self.device, seed=self.seed, precision=self.precision, compile=self.compile,
+                          cuda_graphs=self.cuda_graphs)
 
     def _tuneup_trainer(self, task: Task) -> TuneUpTrainer:
         """The tune-up's trainer, on this model's networks and ``task``'s prototypes."""
@@ -337,7 +349,7 @@ class PDD(Detector):
             normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
             ema_decay=c.ema_decay, device=self.device,
             seed=self.seed + TUNEUP_SEED_OFFSET,
-            precision=self.precision, compile=self.compile,
+            precision=self.precision, compile=self.compile, cuda_graphs=self.cuda_graphs,
         )
 
     def training_estimate(self, task: Task, ablation: bool = False) -> TrainingEstimate:
@@ -625,7 +637,7 @@ class PDD(Detector):
         model.config.validate()
         arch = state["architecture"]
         g, d = make_gan(tuple(arch["image_shape"]), arch["width"], arch["layout"])
-        model.generator_, model.discriminator_ = g.to(model.device), d.to(model.device)
+        model.generator_, model.discriminator_ = place(g, model.device), place(d, model.device)
         model.image_shape_ = tuple(arch["image_shape"])
         model.dataset_ = state["dataset"]
         model._restore(state)
