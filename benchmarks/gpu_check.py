@@ -52,6 +52,7 @@ from bench_core import step_inputs  # noqa: E402
 from pddlite.device import choose_precision, resolve_device  # noqa: E402
 import pddlite.trainer  # noqa: E402
 from pddlite.gan import GANTrainer  # noqa: E402
+from pddlite.graphs import WARMUP_STEPS, ReplayEagerly, StepGraph  # noqa: E402
 from pddlite.tuneup import TuneUpTrainer  # noqa: E402
 
 SHAPES = {"28x28": (1, 28, 28), "64x64": (3, 64, 64)}
@@ -84,27 +85,41 @@ def compile_options(device: torch.device, **options):
         pddlite.trainer._COMPILE_OPTIONS = before
 
 
-def timed_stages(device, shape, precision, width, batch, compile=False, channels_last=False):
+def with_graphs(trainer, cuda_graphs: bool):
+    """``trainer``; on a CPU with ``cuda_graphs``, given the stand-in for a capture
+    (:class:`pddlite.graphs.ReplayEagerly`), so that ``--smoke`` runs the graphs' bookkeeping there."""
+    if cuda_graphs and trainer.device.type != "cuda":
+        trainer.step_graph = StepGraph(trainer.batch_losses, capture=ReplayEagerly)
+    return trainer
+
+
+def timed_stages(device, shape, precision, width, batch, compile=False, channels_last=False, cuda_graphs=False):
     """The two training stages' trainers and one-step closures on fresh networks and random data;
-    ``channels_last`` stores the networks' weights and the images in NHWC order."""
+    ``channels_last`` stores the networks' weights and the images in NHWC order; ``cuda_graphs``
+    replays each step as a CUDA graph (:mod:`pddlite.graphs`), as ``pddlite run --cuda-graphs`` does."""
     g, d, images, protos, labels = step_inputs(device, shape, width, batch)
     if channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
         images, protos = (t.contiguous(memory_format=torch.channels_last) for t in (images, protos))
-    pre = GANTrainer(g, d, device=device, precision=precision, compile=compile)
-    tune = TuneUpTrainer(g, d, protos, labels, device=device, precision=precision, compile=compile)
-    return {"pretrain": (pre, lambda: pre.step(images)), "tuneup": (tune, lambda: tune.batch_losses(images))}
+    pre = with_graphs(GANTrainer(g, d, device=device, precision=precision, compile=compile,
+                                 cuda_graphs=cuda_graphs and device.type == "cuda"), cuda_graphs)
+    tune = with_graphs(TuneUpTrainer(g, d, protos, labels, device=device, precision=precision, compile=compile,
+                                     cuda_graphs=cuda_graphs and device.type == "cuda"), cuda_graphs)
+    every = torch.arange(len(images), device=images.device)
+    return {name: (trainer, lambda t=trainer: t.train_step(t.select(images, every))) for name, trainer in
+            (("pretrain", pre), ("tuneup", tune))}
 
 
 def step_throughput(device, shape, precision, width, batch, steps, warmup, repeats, compile=False,
-                    channels_last=False) -> dict:
+                    channels_last=False, cuda_graphs=False) -> dict:
     """Images/s of a pre-training step and a tune-up step (the fastest of ``repeats`` timings); with
-    ``compile`` the trainers compile their networks as ``pddlite run --compile`` does."""
+    ``compile`` the trainers compile their networks as ``pddlite run --compile`` does; with
+    ``cuda_graphs`` the warm-up also covers the graph's own warm-up steps and its capture."""
     out: dict[str, Any] = {}
-    stages = timed_stages(device, shape, precision, width, batch, compile, channels_last)
+    stages = timed_stages(device, shape, precision, width, batch, compile, channels_last, cuda_graphs)
     for name, (trainer, step) in stages.items():
         trainer.prepare_to_train()  # train mode and, with compile, the networks compiled as fit does
-        for _ in range(warmup):
+        for _ in range(warmup + (WARMUP_STEPS + 1 if cuda_graphs else 0)):
             step()
         best = math.inf
         for _ in range(max(repeats, 1)):
@@ -116,6 +131,75 @@ def step_throughput(device, shape, precision, width, batch, steps, warmup, repea
             best = min(best, time.perf_counter() - start)
         out[f"{name}_images_per_s"] = round(steps * batch / best, 1)
         out[f"{name}_ms_per_step"] = round(1000 * best / steps, 3)
+        if trainer.step_graph is not None:  # proof that the steps were replays, or why not
+            out[f"{name}_graph"] = {**trainer.step_graph.counts, "failure": trainer.step_graph.failure}
+    return out
+
+
+@contextlib.contextmanager
+def deterministic_kernels():
+    """cuDNN's deterministic algorithms, chosen without timing, and no TF32: the same steps then give
+    the same numbers, so a replay that differs from its eager step would show."""
+    flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) = flags
+
+
+def graph_agreement(device, shape, precision, width, batch, steps=30) -> dict:
+    """The same tune-up steps (adversarial and margin) from the same weights, noise and batch, run
+    eagerly twice and once as CUDA graphs: for each pair, the largest loss difference at the first
+    step and at any step, and the weights' relative difference at the end. Eager steps on CUDA use
+    the arithmetic a graph replays (capturable Adam, no autocast cache: :mod:`pddlite.trainer`), so
+    with deterministic kernels the two must agree bit for bit; with cuDNN's timed algorithm choice,
+    two eager runs may differ too, and GAN training amplifies any difference from step to step."""
+    runs: dict[str, tuple] = {}
+    for name in ("eager", "eager again", "graphs"):
+        trainer, step = timed_stages(device, shape, precision, width, batch, cuda_graphs=name == "graphs")["tuneup"]
+        trainer.prepare_to_train()
+        losses = torch.stack([torch.stack([t.float() for t in step()]) for _ in range(steps)]).cpu()
+        flat = torch.cat([p.detach().float().flatten() for m in trainer.modules.values() for p in m.parameters()])
+        runs[name] = (losses, flat.cpu(), trainer.step_graph.counts if trainer.step_graph else None)
+
+    def differences(a, b) -> dict:
+        gap = (runs[a][0] - runs[b][0]).abs()
+        return {"first_step_max_loss_difference": float(gap[0].max()), "max_loss_difference": float(gap.max()),
+                "relative_weight_difference": float((runs[a][1] - runs[b][1]).norm() / runs[b][1].norm())}
+
+    return {"steps": steps, "eager again vs eager": differences("eager again", "eager"),
+            "graphs vs eager": differences("graphs", "eager"), "graph_counts": runs["graphs"][2]}
+
+
+def paper_task_training(device, cuda_graphs: bool, epochs=PAPER_EPOCHS, n=MNIST_UNLABELED, width=1.0,
+                        batch=PAPER_BATCH, precision="auto", channels_last=False) -> dict:
+    """The training of a ``paper``-profile MNIST task, measured: paper-width networks, ``n`` random
+    28x28 images (the step's cost does not depend on the pixels), 20 pre-training and 40 tune-up
+    epochs at batch 200 with 180 prototypes, through the trainers' ``fit`` as PDD runs them."""
+    g, d, _, protos, labels = step_inputs(device, SHAPES["28x28"], width, batch)
+    images = torch.rand(n, *SHAPES["28x28"], device=device) * 2 - 1
+    if channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+        images, protos = (t.contiguous(memory_format=torch.channels_last) for t in (images, protos))
+    out: dict[str, Any] = {"images": n, "epochs": list(epochs), "cuda_graphs": cuda_graphs,
+                           "precision": choose_precision(device, precision).name, "channels_last": channels_last}
+    on_gpu = cuda_graphs and device.type == "cuda"
+    kw = {"device": device, "cuda_graphs": on_gpu, "precision": precision}
+    for name, trainer, count in (
+            ("pretrain", with_graphs(GANTrainer(g, d, **kw), cuda_graphs), epochs[0]),
+            ("tuneup", with_graphs(TuneUpTrainer(g, d, protos, labels, **kw), cuda_graphs), epochs[1])):
+        sync(device)
+        start = time.perf_counter()
+        trainer.fit(images, count, batch, progress=False)
+        sync(device)
+        out[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
+        if trainer.step_graph is not None:
+            out[f"{name}_graph"] = {**trainer.step_graph.counts, "failure": trainer.step_graph.failure}
+    out["seconds"] = round(out["pretrain_seconds"] + out["tuneup_seconds"], 1)
     return out
 
 
@@ -146,17 +230,19 @@ def kernel_profile(device, shape, precision, width, batch, channels_last=False, 
             "top": [f"{100 * getattr(e, key) / total:4.1f}% {e.key[:90]} (x{e.count // 3})" for e in events[:rows]]}
 
 
-def real_task(device: torch.device, profile: str, precision: str = "auto") -> dict:
-    """The task end to end, and the training time ``pddlite run`` would have estimated for it."""
+def real_task(device: torch.device, profile: str, precision: str = "auto", cuda_graphs: bool = False) -> dict:
+    """The task end to end, and the training time ``pddlite run`` would have estimated for it (from
+    eager steps, also with ``cuda_graphs``)."""
     from pddlite import PDD, make_task
     from pddlite.experiment import run_task
 
     task = make_task("mnist-5k", anomaly=1, shots=20, seed=0, device=device)
     estimate = PDD(profile=profile, device=str(device), seed=0, progress=False).training_estimate(task)
     row = run_task("mnist-5k", anomaly=1, shots=20, seed=0, profile=profile, method="pdd", device=str(device),
-                   progress=False, ablation=False, precision=precision)
+                   progress=False, ablation=False, precision=precision, cuda_graphs=cuda_graphs)
     row.pop("model", None)
-    keep = ("profile", "variant", "precision", "pretrain_auroc", "pretrain_auprc", "auroc", "auprc", "seconds")
+    keep = ("profile", "variant", "precision", "cuda_graphs", "pretrain_auroc", "pretrain_auprc", "auroc", "auprc",
+            "seconds")
     return {**{k: row[k] for k in keep if k in row}, "estimated_training_seconds": round(estimate.seconds, 2)}
 
 
@@ -201,6 +287,8 @@ def main(argv=None) -> int:
                    help="notebooks of the series to execute in the colab profile, in this order (default: 04)")
     p.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                    help="run only the items whose name contains one of these texts (e.g. steps kernels)")
+    p.add_argument("--skip", nargs="+", default=(), metavar="TEXT",
+                   help="skip the items whose name contains one of these texts (e.g. compiled kernels)")
     args = p.parse_args(argv)
 
     start = time.perf_counter()
@@ -237,6 +325,8 @@ def main(argv=None) -> int:
     def item(name: str, fn: Callable[[], dict]) -> None:
         if args.only is not None and not any(text in name for text in args.only):
             return
+        if any(text in name for text in args.skip):
+            return
         if time.perf_counter() - start > args.budget_s:
             report["items"][name] = {"skipped": f"over the {args.budget_s:.0f} s budget"}
             print(f"  {name}: skipped (budget)")
@@ -258,7 +348,20 @@ def main(argv=None) -> int:
         for prec in precisions:
             item(f"steps {label} {prec}", lambda s=shape, q=prec: step_throughput(
                 device, s, q, width, batch, steps, warmup, repeats))
+            if prec != "fp16":  # float16's loss scaling cannot be captured (pddlite.graphs)
+                item(f"steps {label} {prec} cuda-graphs", lambda s=shape, q=prec: step_throughput(
+                    device, s, q, width, batch, steps, warmup, repeats, cuda_graphs=True))
+                # without launch overhead the GPU's own work counts, which channels-last cuts (run 2)
+                item(f"steps {label} {prec} cuda-graphs channels-last", lambda s=shape, q=prec: step_throughput(
+                    device, s, q, width, batch, steps, warmup, repeats, channels_last=True, cuda_graphs=True))
         auto = report["auto_precision"]
+        graph_precision = auto if auto != "fp16" else "fp32"
+        for prec in dict.fromkeys([graph_precision, "fp32"] if label == "28x28" else [graph_precision]):
+            item(f"graphs agree {label} {prec}", lambda s=shape, q=prec: graph_agreement(
+                device, s, q, width, batch, steps=WARMUP_STEPS + 2 if smoke else 30))
+            with deterministic_kernels():
+                item(f"graphs agree {label} {prec} deterministic", lambda s=shape, q=prec: graph_agreement(
+                    device, s, q, width, batch, steps=WARMUP_STEPS + 2 if smoke else 30))
         with compile_options(device):
             item(f"steps {label} {auto} compiled", lambda s=shape, q=auto: step_throughput(
                 device, s, q, width, batch, steps, warmup + 2, repeats, compile=True))
@@ -275,17 +378,30 @@ def main(argv=None) -> int:
                      kernel_profile(device, s, q, width, batch, channels_last=c))
 
     # 3. a paper-profile MNIST task from the 28x28 step timings in the auto precision
-    timed = report["items"].get(f"steps 28x28 {report['auto_precision']}", {})
-    if "tuneup_ms_per_step" in timed:
-        per_epoch = MNIST_UNLABELED // PAPER_BATCH
-        seconds = per_epoch * (PAPER_EPOCHS[0] * timed["pretrain_ms_per_step"] +
-                               PAPER_EPOCHS[1] * timed["tuneup_ms_per_step"]) / 1000
-        note = "at smoke width and batch: not a paper figure" if smoke else "training steps only"
-        report["items"]["paper MNIST task (estimate)"] = {"seconds": round(seconds, 1), "assumes": note}
-        print(f"  paper MNIST task (estimate): {seconds:.1f} s ({note})")
+    for suffix in ("", " cuda-graphs"):
+        timed = report["items"].get(f"steps 28x28 {report['auto_precision']}{suffix}", {})
+        if "tuneup_ms_per_step" in timed:
+            per_epoch = MNIST_UNLABELED // PAPER_BATCH
+            seconds = per_epoch * (PAPER_EPOCHS[0] * timed["pretrain_ms_per_step"] +
+                                   PAPER_EPOCHS[1] * timed["tuneup_ms_per_step"]) / 1000
+            note = "at smoke width and batch: not a paper figure" if smoke else "training steps only"
+            report["items"][f"paper MNIST task (estimate){suffix}"] = {"seconds": round(seconds, 1), "assumes": note}
+            print(f"  paper MNIST task (estimate){suffix}: {seconds:.1f} s ({note})")
 
-    item("real task mnist-5k", lambda: real_task(device, "smoke" if smoke else "paper"))
-    item("real task mnist-5k fp32", lambda: real_task(device, "smoke" if smoke else "paper", "fp32"))
+    paper = "smoke" if smoke else "paper"
+    item("real task mnist-5k", lambda: real_task(device, paper))
+    if device.type == "cuda":
+        item("real task mnist-5k cuda-graphs", lambda: real_task(device, paper, cuda_graphs=True))
+    else:
+        report["items"]["real task mnist-5k cuda-graphs"] = {"skipped": "PDD refuses CUDA graphs without CUDA"}
+    item("real task mnist-5k fp32", lambda: real_task(device, paper, "fp32"))
+    # 4. the training of a whole paper MNIST task, measured (with CUDA graphs: the 60 s goal)
+    sizes = ((1, 1), 8 * batch, width, batch) if smoke else (PAPER_EPOCHS, MNIST_UNLABELED)
+    item("paper MNIST task (measured) cuda-graphs", lambda: paper_task_training(device, True, *sizes))
+    item("paper MNIST task (measured) cuda-graphs channels-last", lambda: paper_task_training(
+        device, True, *sizes, channels_last=True))
+    item("paper MNIST task (measured) cuda-graphs fp32 channels-last", lambda: paper_task_training(
+        device, True, *sizes, precision="fp32", channels_last=True))
     for name in args.notebooks:
         path = notebook_path(name)
         if smoke:

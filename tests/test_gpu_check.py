@@ -25,6 +25,12 @@ def test_gpu_check_smoke_runs_every_item_on_the_cpu(tmp_path):
     for name in ("steps 28x28 fp32 compiled", "steps 64x64 fp32 compiled"):
         assert items[name]["pretrain_images_per_s"] > 0 and items[name]["tuneup_images_per_s"] > 0
     assert items["paper MNIST task (estimate)"]["seconds"] > 0
+    # the CUDA-graph items run their bookkeeping through the stand-in capture on a CPU
+    for name in ("steps 28x28 fp32 cuda-graphs", "steps 64x64 fp32 cuda-graphs"):
+        graph = items[name]["tuneup_graph"]
+        assert graph["captures"] >= 1 and graph["replays"] >= 1 and graph["failure"] is None
+    assert items["graphs agree 28x28 fp32"]["graphs vs eager"]["relative_weight_difference"] == 0.0
+    assert items["paper MNIST task (measured) cuda-graphs"]["tuneup_graph"]["replays"] >= 1
     task = items["real task mnist-5k"]
     assert task["precision"] == "fp32" and 0.0 <= task["auroc"] <= 1.0 and 0.0 <= task["auprc"] <= 1.0
     assert task["estimated_training_seconds"] > 0
