@@ -31,6 +31,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from .graphs import WARMUP_STEPS
 from .trainer import EpochTrainer
 
 
@@ -58,18 +59,20 @@ def seconds_per_step(trainer: EpochTrainer, images: torch.Tensor, batch_size: in
     """Wall seconds of one training step of ``trainer`` on ``batch_size`` of ``images``.
 
     A deep copy of the trainer takes one warm-up step (cuDNN's algorithm search, and with
-    ``compile`` the compilation, happen there), then the timed one; ``trainer`` itself, its
-    networks, optimisers and generators are untouched, and so are the global random states.
+    ``compile`` the compilation, happen there), then the timed one; with ``cuda_graphs`` the graph's
+    warm-up steps and its capture come first and the timed step is a replay. ``trainer`` itself,
+    its networks, optimisers and generators are untouched, and so are the global random states.
     """
     scratch = copy.deepcopy(trainer)
     index = torch.arange(min(batch_size, len(images)), device=scratch.device)
     with random_state_kept(scratch.device):
         scratch.prepare_to_train()
         batch = scratch.select(images, index)
-        scratch.batch_losses(batch)
+        for _ in range(1 if scratch.step_graph is None else WARMUP_STEPS + 1):
+            scratch.train_step(batch)
         _wait_for(scratch.device)
         start = time.perf_counter()
-        scratch.batch_losses(batch)
+        scratch.train_step(batch)
         _wait_for(scratch.device)
         return time.perf_counter() - start
 

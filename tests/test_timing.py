@@ -117,3 +117,26 @@ def test_pddlite_run_prints_the_estimate_on_stderr_unless_no_progress(tmp_path, 
     for row in rows:
         row.pop("seconds")
     assert rows[0] == rows[1] and 0.0 <= rows[0]["auroc"] <= 1.0
+
+
+def test_with_a_step_graph_the_timed_step_is_a_replay_after_its_warm_up_and_capture():
+    from pddlite.graphs import ReplayEagerly, StepGraph, WARMUP_STEPS
+
+    trainer = LineFit()
+    trainer.step_graph = StepGraph(trainer.batch_losses, capture=ReplayEagerly)
+    scratch_counts = []
+    original_deepcopy = copy.deepcopy
+
+    def spy(obj, memo=None):
+        out = original_deepcopy(obj, memo)
+        if obj is trainer and memo is None:  # the scratch copy itself, not a reference met inside it
+            scratch_counts.append(out.step_graph.counts)
+        return out
+
+    copy.deepcopy = spy
+    try:
+        assert seconds_per_step(trainer, data(), batch_size=16) > 0
+    finally:
+        copy.deepcopy = original_deepcopy
+    assert scratch_counts == [{"eager": WARMUP_STEPS, "captures": 1, "replays": 2}]
+    assert trainer.step_graph.counts == {"eager": 0, "captures": 0, "replays": 0}  # the copy trained, not it
