@@ -15,7 +15,7 @@ starts (:meth:`~EpochTrainer.prepare_to_train`): these networks are small, so at
 waits on kernel launches more than it computes, and compiled code launches fewer, fused kernels.
 Measured on an H200 (``benchmarks/gpu_check.py``, README), compiling the forward passes alone
 does not pay: the steps ran 13-41% slower than uncompiled. The losses and optimiser steps stay
-uncompiled and launch their kernels one by one; a whole-step CUDA graph would be needed.
+uncompiled and launch their kernels one by one; ``cuda_graphs`` (below) captures them all.
 What runs compiled is each network's call, ``net(x)``, from then on: every step of the GAN
 pre-training, the tune-up's adversarial steps, and the steps of every trained baseline (MCDD's
 training calls its net, whose forward is the distances); it stays compiled afterwards, so scoring
