@@ -39,7 +39,7 @@ from .errors import PDDLiteError
 from .files import write_atomically
 from .gan import GANTrainer
 from .graphs import refuse, unsupported_setting
-from .margins import margin_terms
+from .margins import MARGIN_TERMS
 from .metrics import evaluate
 from .nets import init_weights, make_gan
 from .options import MAX_WIDTH, file_path, flag, number, positive, whole
@@ -234,9 +234,9 @@ class PDD(Detector):
         self.cuda_graphs = flag("cuda_graphs", cuda_graphs)
         self.config = PDDConfig.for_variant(variant, self.profile, **options)
         if self.cuda_graphs:  # said now, not after the data is read
-            terms = margin_terms(self.config.margin)
             refuse(unsupported_setting(self.device, self.precision, self.compile) or (
-                None if terms.graph_safe else f"the {variant!r} variant's margin terms cannot be a CUDA graph"))
+                None if MARGIN_TERMS[self.config.margin].graph_safe
+                else f"the {variant!r} variant's margin terms cannot be a CUDA graph"))
         self.checkpoint = file_path("checkpoint", checkpoint)
         self.pretrain_cache = file_path("pretrain_cache", pretrain_cache)
         self.stage_ = Stage.NEW
