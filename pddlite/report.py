@@ -294,6 +294,9 @@ def metric_figure(
         ax.errorbar(xs, means, yerr=stds, fmt=_marker(method), capsize=3, markersize=5,
                     label=series_label(method), linestyle="none")
     ax.set_xticks(range(len(classes)))
+    # one unit per class whatever their number: with a single class matplotlib would otherwise
+    # zoom in on the method offsets and push the markers to the plot's edges
+    ax.set_xlim(-0.5, len(classes) - 0.5)
     ticks = []
     for c in classes:
         if c.isdigit() and names and int(c) < len(names) and names[int(c)] != c:

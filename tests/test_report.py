@@ -106,6 +106,16 @@ def test_a_figure_of_single_runs_says_it_has_no_spread(tmp_path):
     assert "one repetition, no spread" in title and "std" not in title
 
 
+def test_each_anomaly_class_gets_one_unit_of_the_x_axis_with_its_methods_inside(tmp_path):
+    for anomalies in ((1,), (0, 1, 2)):
+        folder = tmp_path / str(len(anomalies))
+        write_results(folder, datasets=("mnist",), anomalies=anomalies, reps=1)
+        ax = figure_ablation(load_results(folder), "mnist").axes[0]
+        assert ax.get_xlim() == pytest.approx((-0.5, len(anomalies) - 0.5))
+        xs = [x for c in errorbars(ax.figure).values() for x in c.lines[0].get_data()[0]]
+        assert all(abs(x - round(x)) < 0.5 for x in xs)
+
+
 def test_a_partial_folder_gives_partial_figures(tmp_path):
     write_results(tmp_path, datasets=("fashion-mnist",), methods=("mcdd",), anomalies=(6,), reps=1)
     written = make_report(tmp_path, out_dir=tmp_path / "figures")
