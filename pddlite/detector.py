@@ -66,9 +66,10 @@ class Detector:
     def decision_function(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - every detector defines it
 
-    def training_estimate(self, task: Task) -> TrainingEstimate | None:
-        """How long :meth:`fit` on ``task`` will train, from one timed step of each stage
-        (:mod:`pddlite.timing`); ``None`` for a detector that trains nothing."""
+    def training_estimate(self, task: Task, *, flops_per_second: float | None = None) -> TrainingEstimate | None:
+        """How long :meth:`fit` on ``task`` will train, from one timed step of each stage, or from
+        counted FLOPs at an assumed ``flops_per_second`` (:mod:`pddlite.timing`); ``None`` for a
+        detector that trains nothing."""
         return None
 
     def is_fitted(self) -> bool:

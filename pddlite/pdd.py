@@ -352,12 +352,14 @@ class PDD(Detector):
             precision=self.precision, compile=self.compile, cuda_graphs=self.cuda_graphs,
         )
 
-    def training_estimate(self, task: Task, ablation: bool = False) -> TrainingEstimate:
+    def training_estimate(self, task: Task, ablation: bool = False, *,
+                          flops_per_second: float | None = None) -> TrainingEstimate:
         """How long pre-training and the tune-up on ``task`` will train (:mod:`pddlite.timing`):
         one timed step of each, on networks built as :meth:`fit` builds them but on a copy of this
         model, with the random states kept. ``ablation`` counts the tune-up twice, as :meth:`run`
         runs it with the adversarial-only control. The whole schedule is counted, as if no
-        pre-training were cached and no checkpoint resumed."""
+        pre-training were cached and no checkpoint resumed. ``flops_per_second``: count each
+        step's FLOPs and assume that rate, for a device that is not here."""
         scratch = copy.deepcopy(self)
         with random_state_kept(self.device):
             task = scratch._prepare(task)
@@ -365,7 +367,7 @@ class PDD(Detector):
             stages = [TimedStage(scratch._pretrain_trainer(), sched["pretrain_batch_size"], sched["pretrain_steps"]),
                       TimedStage(scratch._tuneup_trainer(task), sched["tune_batch_size"],
                                  sched["tune_steps"] * (2 if ablation else 1))]
-        return estimate_training(stages, task.train_images)
+        return estimate_training(stages, task.train_images, flops_per_second)
 
     def _pretraining_key(self, task: Task, sched: dict[str, int]) -> str:
         """A digest of everything pre-training depends on: its options, the seed and the unlabeled images."""

@@ -16,7 +16,9 @@ import pddlite.timing as timing
 from pddlite import PDD
 from pddlite.baselines import EGBAD, MCDD, DeepSVDD, GANomaly
 from pddlite.cli import main
-from pddlite.timing import TimedStage, TrainingEstimate, estimate_training, seconds_per_step, steps_per_epoch
+from pddlite import PDDLiteError
+from pddlite.timing import (TimedStage, TrainingEstimate, estimate_training, flops_per_step, seconds_per_step,
+                            steps_per_epoch)
 from pddlite.trainer import EpochTrainer
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -77,6 +79,42 @@ def test_the_estimate_is_seconds_per_step_times_steps_in_one_line(monkeypatch):
     assert [timing._about(s) for s in (0.2, 42, 600, 9000)] == ["about 1 s", "about 42 s", "about 10 min",
                                                                 "about 2.5 h"]
     assert steps_per_epoch(1000, 200) == 5 and steps_per_epoch(150, 200) == 1  # whole batches only
+
+
+def test_a_counted_step_is_the_hand_worked_flops_and_leaves_the_trainer_as_it_was():
+    trainer = LineFit()
+    trainer.fit(data(), epochs=1, batch_size=16, progress=False)
+    before, states = copy.deepcopy(trainer.state_dict()), random_states()
+    # Linear(3, 1) on 16 rows: the forward product 2 x 16 x 3 x 1, and the weight's gradient the
+    # same again (the inputs need no gradient, and the bias's sum is not a product)
+    assert flops_per_step(trainer, data(), batch_size=16) == 2 * (2 * 16 * 3 * 1)
+    after = trainer.state_dict()
+    assert all(torch.equal(after["modules"]["net"][k], v) for k, v in before["modules"]["net"].items())
+    now = random_states()
+    assert torch.equal(now[0], states[0]) and np.array_equal(now[1], states[1]) and now[2] == states[2]
+
+
+def test_at_an_assumed_rate_the_estimate_is_counted_flops_over_that_rate(monkeypatch):
+    monkeypatch.setattr(timing, "seconds_per_step", lambda *a: pytest.fail("a counted estimate times nothing"))
+    monkeypatch.setattr(timing, "flops_per_step", lambda trainer, images, batch_size: 2e12)
+    stages = [TimedStage(LineFit(), 16, 100), TimedStage(LineFit(), 16, 20)]
+    estimate = estimate_training(stages, data(), flops_per_second=4e12)
+    assert (estimate.flops, estimate.seconds, estimate.steps) == (240e12, 60.0, 120)
+    assert estimate.line() == ("estimated training time: about 60 s (0.5 s per step x 120 steps, "
+                               "from counted FLOPs at an assumed 4 TFLOP/s)")
+    for bad in (0, -1e12, float("nan")):
+        with pytest.raises(PDDLiteError, match="positive rate"):
+            estimate_training(stages, data(), flops_per_second=bad)
+
+
+def test_pdd_and_a_baseline_count_the_same_steps_they_time(mnist5k_task):
+    for model in (PDD(profile="smoke", device="cpu", seed=0, progress=False),
+                  MCDD(profile="smoke", device="cpu", seed=0, progress=False, max_train_images=400)):
+        timed, counted = model.training_estimate(mnist5k_task), model.training_estimate(mnist5k_task,
+                                                                                          flops_per_second=1e9)
+        assert counted.steps == timed.steps > 0 and counted.flops > 0
+        assert counted.seconds == pytest.approx(counted.flops / 1e9)
+        assert not model.is_fitted()
 
 
 def test_pdd_counts_both_stages_and_the_control_and_trains_to_the_same_numbers(mnist5k_task):

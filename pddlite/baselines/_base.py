@@ -126,14 +126,15 @@ class BaselineDetector(Detector):
         self.fitted_ = True
         return self
 
-    def training_estimate(self, task: Task) -> TrainingEstimate:
+    def training_estimate(self, task: Task, *, flops_per_second: float | None = None) -> TrainingEstimate:
         """How long :meth:`fit` on ``task`` will train: one timed step of each trainer, set up as
-        ``fit`` sets it up but on a copy of this detector, with the random states kept."""
+        ``fit`` sets it up but on a copy of this detector, with the random states kept.
+        ``flops_per_second``: count each step's FLOPs and assume that rate instead of timing."""
         scratch = copy.deepcopy(self)
         with random_state_kept(self.device):
             images, labels = scratch._set_up(task, None)
             stages = scratch._timed_stages(images, labels)
-        return estimate_training(stages, images)
+        return estimate_training(stages, images, flops_per_second)
 
     def _set_up(self, X, y) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Everything :meth:`fit` does before training: the data, the seeds, the networks and the
