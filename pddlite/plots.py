@@ -532,11 +532,13 @@ def embedding_map(
 
 def sweep_plot(rows: Sequence[Mapping[str, Any]], param: str | None = None,
                metrics: Sequence[str] = ("auroc", "auprc"), title: str | None = None,
-               log_x: bool = False) -> Figure:
+               log_x: bool = False, default: Any = None) -> Figure:
     """A metric against the swept value, for the rows of :func:`pddlite.ablation.sweep`.
 
     Each metric is one line; a ``pretrain_`` version of a metric, when present, is drawn dashed
-    (the same prototypes scored with the embedding before the tune-up).
+    (the same prototypes scored with the embedding before the tune-up). ``default`` is marked with
+    a dotted vertical line: the setting every other figure uses (for values that are not numbers,
+    it must be one of them).
     """
     rows = [r for r in rows if param is None or r.get("param") == param]
     if not rows:
@@ -544,22 +546,29 @@ def sweep_plot(rows: Sequence[Mapping[str, Any]], param: str | None = None,
     param = param or str(rows[0].get("param", "value"))
     values = [r["value"] for r in rows]
     numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values)
+    if default is not None and not numeric and default not in values:
+        raise PDDLiteError(f"default {default!r} is not one of the swept values {values}")
     pos = values if numeric else list(range(len(values)))
     fig, ax = _new_axes(None, (4.4, 3.0))
+    drawn = []
     for k, m in enumerate(metrics):
-        color = f"C{k}"
+        color, name = f"C{k}", METRIC_NAMES.get(m, m)
         if all(m in r for r in rows):
-            ax.plot(pos, [r[m] for r in rows], marker="o", color=color, label=f"{m} after tune-up")
+            ax.plot(pos, [r[m] for r in rows], marker="o", color=color, label=f"{name} after the tune-up")
+            drawn.append(name)
         if all(f"pretrain_{m}" in r for r in rows):
             ax.plot(pos, [r[f"pretrain_{m}"] for r in rows], marker=".", linestyle="--", color=color,
-                    alpha=0.7, label=f"{m} after pre-training")
+                    alpha=0.7, label=f"{name} after pre-training")
+    if default is not None:
+        ax.axvline(default if numeric else values.index(default), color="0.5", linestyle=":", linewidth=1,
+                   label=f"default ({default})")
     if not numeric:
         ax.set_xticks(pos)
         ax.set_xticklabels([str(v) for v in values])
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(param)
-    ax.set_ylabel("metric")
+    ax.set_ylabel(" / ".join(drawn))
     ax.legend(fontsize=7)
     ax.set_title(title or f"sensitivity to {param}")
     return fig

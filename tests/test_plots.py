@@ -200,11 +200,19 @@ def test_embedding_map_umap_runs():
 def test_sweep_plot_draws_both_stages():
     rows = [{"param": "beta", "value": v, "auroc": 0.5 + v / 10, "auprc": 0.2, "pretrain_auroc": 0.5,
              "pretrain_auprc": 0.1} for v in (0, 1, 3)]
-    fig = plots.sweep_plot(rows, "beta")
-    labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert labels == ["auroc after tune-up", "auroc after pre-training", "auprc after tune-up",
-                      "auprc after pre-training"]
-    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [0.5, 0.6, 0.8])
+    fig = plots.sweep_plot(rows, "beta", default=3)
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["AUROC after the tune-up", "AUROC after pre-training",
+                                                     "AUPRC after the tune-up", "AUPRC after pre-training",
+                                                     "default (3)"]
+    np.testing.assert_allclose(lines[0].get_ydata(), [0.5, 0.6, 0.8])
+    np.testing.assert_allclose(lines[-1].get_xdata(), [3, 3])  # the default's vertical line
+    assert fig.axes[0].get_ylabel() == "AUROC / AUPRC"
+    assert plots.sweep_plot(rows, "beta", default=10).axes[0].get_lines()[-1].get_xdata()[0] == 10  # off the grid
+    named = [{"param": "v", "value": v, "auroc": 0.5} for v in "ab"]
+    assert plots.sweep_plot(named, default="b").axes[0].get_lines()[-1].get_xdata()[0] == 1
+    with pytest.raises(PDDLiteError, match="not one of the swept values"):
+        plots.sweep_plot(named, default="c")
     _render(plots.sweep_plot([{"param": "v", "value": "a", "auroc": 0.5}, {"param": "v", "value": "b", "auroc": 0.6}]))
     with pytest.raises(PDDLiteError):
         plots.sweep_plot(rows, "q_intra")
