@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pddlite import ablation, toy  # noqa: E402
 from pddlite.baselines import DeepSVDD, EGBAD, GANomaly, MCDD  # noqa: E402
 from pddlite.data import Task, split_task  # noqa: E402
+from pddlite.nets import make_gan  # noqa: E402
 from pddlite.pdd import PDD  # noqa: E402
+from pddlite.profiles import get_profile  # noqa: E402
 
 #: The trainings of each notebook run alone from a bare machine, in units counted below. Read from
 #: the notebooks: 1 trains a BiGAN on EGBAD's schedule and networks; 2 a five-epoch GAN demo and
@@ -78,15 +80,12 @@ def margin_descent_flops(task: Task, profile: str) -> float:
     counted as the difference between two runs and one (the first run also embeds once more)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    pretrained = PDD(profile=profile, device="cpu", seed=0, progress=False, pretrain_epochs=1)
-    pretrained.pretrain(task)  # the weights do not change the count; one epoch builds the networks
+    _, discriminator = make_gan(task.image_shape, get_profile(profile).width)  # untrained: the count is the same
     counted = []
     for steps in (1, 2):
         with FlopCounterMode(display=False) as counter:
-            toy.compare_descent_network(pretrained.discriminator_, task.prototype_images, task.prototype_labels,
-                                        losses=("margin_eq4", "margin"), steps=steps,
-                                        lr=pretrained.config.margin_lr,
-                                        normalization=pretrained.config.normalization)
+            toy.compare_descent_network(discriminator, task.prototype_images, task.prototype_labels,
+                                        losses=("margin_eq4", "margin"), steps=steps)
         counted.append(float(counter.get_total_flops()))
     return (counted[1] - counted[0]) * NET_STEPS[profile]
 
