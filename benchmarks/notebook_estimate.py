@@ -92,21 +92,17 @@ def margin_descent_flops(task: Task, profile: str) -> float:
 
 def variant_walk_flops(n_train: int, n_test: int, profile: str) -> float:
     """Notebook 5's walk (every step of :data:`pddlite.ablation.VARIANT_STEPS` after step 0, the
-    notebook's own model): each step trains from scratch, except one that changes only the scoring
-    of the step before it."""
-    total, previous = 0.0, None
+    notebook's own model): each step trains from scratch, except one that only rescores the model
+    of the step before it (:func:`pddlite.ablation.scoring_changes`), as the walk runs it."""
+    total = 0.0
     for step in range(1, len(ablation.VARIANT_STEPS)):
+        if step > 1 and ablation.scoring_changes(step):
+            continue
         _, task_args, pdd_args = ablation.VARIANT_STEPS[step]
-        if previous is not None and task_args == previous[0]:
-            changed = {k for k in set(pdd_args) | set(previous[1]) if pdd_args.get(k) != previous[1].get(k)}
-            if changed <= set(ablation.SCORING_ONLY):
-                previous = (task_args, pdd_args)
-                continue
         task = mnist_shaped_task("mnist", n_train, n_test, **task_args)
         opts = dict(pdd_args)
         model = PDD(profile=profile, device="cpu", seed=0, progress=False, variant=opts.pop("variant"), **opts)
         total += model.training_estimate(task, flops_per_second=1.0).flops
-        previous = (task_args, pdd_args)
     return total
 
 

@@ -341,6 +341,16 @@ def _effective(pdd_args: dict[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(PDDConfig.for_variant(opts.pop("variant"), "paper", **opts))
 
 
+def scoring_changes(step: int) -> dict[str, Any]:
+    """What step ``step`` of :data:`VARIANT_STEPS` changes from the step before it, when that is only
+    the scoring (:data:`SCORING_ONLY`) on the same task; empty when the step needs a model of its own."""
+    if not 0 < step < len(VARIANT_STEPS) or VARIANT_STEPS[step][1] != VARIANT_STEPS[step - 1][1]:
+        return {}
+    now, before = _effective(VARIANT_STEPS[step][2]), _effective(VARIANT_STEPS[step - 1][2])
+    changes = {k: v for k, v in now.items() if k != "variant" and v != before[k]}
+    return changes if changes and set(changes) <= set(SCORING_ONLY) else {}
+
+
 def variant_steps(
     dataset: str = "mnist-5k",
     anomaly: int = 1,
@@ -371,11 +381,8 @@ def variant_steps(
         label, task_args, pdd_args = VARIANT_STEPS[s]
         task = make_task(dataset, anomaly, seed=seed, root=root, download=download, **task_args)
         prev = models.get(s - 1)
-        changes: dict[str, Any] = {}
-        if s > 0 and task_args == VARIANT_STEPS[s - 1][1]:
-            now, before = _effective(pdd_args), _effective(VARIANT_STEPS[s - 1][2])
-            changes = {k: v for k, v in now.items() if k != "variant" and v != before[k]}
-        if changes and set(changes) <= set(SCORING_ONLY) and prev is not None:
+        changes = scoring_changes(s)
+        if changes and prev is not None:
             metrics = rescore(prev, task, **changes)
             model = prev
         else:

@@ -62,6 +62,18 @@ def _wait_for(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def _scratch_step(trainer: EpochTrainer, images: torch.Tensor,
+                  batch_size: int) -> Iterator[tuple[EpochTrainer, object]]:
+    """A deep copy of ``trainer``, ready to train, and its batch of the first ``batch_size`` images;
+    the global random states are put back afterwards, and ``trainer`` is never touched."""
+    scratch = copy.deepcopy(trainer)
+    index = torch.arange(min(batch_size, len(images)), device=scratch.device)
+    with random_state_kept(scratch.device):
+        scratch.prepare_to_train()
+        yield scratch, scratch.select(images, index)
+
+
 def seconds_per_step(trainer: EpochTrainer, images: torch.Tensor, batch_size: int) -> float:
     """Wall seconds of one training step of ``trainer`` on ``batch_size`` of ``images``.
 
@@ -70,11 +82,7 @@ def seconds_per_step(trainer: EpochTrainer, images: torch.Tensor, batch_size: in
     warm-up steps and its capture come first and the timed step is a replay. ``trainer`` itself,
     its networks, optimisers and generators are untouched, and so are the global random states.
     """
-    scratch = copy.deepcopy(trainer)
-    index = torch.arange(min(batch_size, len(images)), device=scratch.device)
-    with random_state_kept(scratch.device):
-        scratch.prepare_to_train()
-        batch = scratch.select(images, index)
+    with _scratch_step(trainer, images, batch_size) as (scratch, batch):
         for _ in range(1 if scratch.step_graph is None else WARMUP_STEPS + 1):
             scratch.train_step(batch)
         _wait_for(scratch.device)
@@ -91,13 +99,8 @@ def flops_per_step(trainer: EpochTrainer, images: torch.Tensor, batch_size: int)
     is a deep copy's, and the trainer and the global random states are left as they were."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    scratch = copy.deepcopy(trainer)
-    index = torch.arange(min(batch_size, len(images)), device=scratch.device)
-    with random_state_kept(scratch.device):
-        scratch.prepare_to_train()
-        batch = scratch.select(images, index)
-        with FlopCounterMode(display=False) as counter:
-            scratch.train_step(batch)
+    with _scratch_step(trainer, images, batch_size) as (scratch, batch), FlopCounterMode(display=False) as counter:
+        scratch.train_step(batch)
     return float(counter.get_total_flops())
 
 

@@ -240,6 +240,16 @@ def test_variant_steps_walk_from_pddlite_through_the_paper_one_change_at_a_time(
     assert set(differences("pddlite", "paper")) <= walked
 
 
+def test_scoring_changes_names_the_steps_that_only_rescore_the_step_before():
+    rescoring = {s: ablation.scoring_changes(s) for s in range(len(ablation.VARIANT_STEPS))}
+    # Eq. 7 on the prototypes, then w = 10, then the sample notebook's UMAP: scoring on the same task
+    assert {s for s, c in rescoring.items() if c} == {1, 2, 7}
+    assert rescoring[1] == {"scoring": "kde"}
+    assert rescoring[2] == {"bandwidth": 10.0, "bandwidth_unit": "absolute"}
+    assert rescoring[7] == {"scoring": "umap"}
+    assert rescoring[0] == {} and ablation.scoring_changes(len(ablation.VARIANT_STEPS)) == {}
+
+
 def test_variant_steps_runs_and_rescoring_step(monkeypatch):
     from pddlite import profiles
 
