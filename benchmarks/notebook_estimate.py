@@ -15,10 +15,10 @@ FLOPs over the assumed rate.
 
 The rate carries the estimate. The default, 4 TFLOP/s sustained, is the one ``colab``'s schedule
 was sized by (:data:`pddlite.profiles.COLAB_STEPS`): 6% of a T4's float16 tensor-core peak and half
-its float32 peak. For scale, the eager steps measured on an H200 (README) ran at 16-23 TFLOP/s,
+its float32 peak. For scale, the eager steps measured on an H200 (docs/performance.md) ran at 16-23 TFLOP/s,
 held back by kernel launches rather than arithmetic. What is not counted: downloading and reading
 the data, scoring, UMAP, plots and element-wise work; on the H200 these were most of notebook 4's
-wall time (README). The images are random
+wall time (docs/course.md). The images are random
 tensors of MNIST's shape (60,000 training, 10,000 test): a step's FLOPs do not depend on the
 pixels. The count runs on the CPU in a few minutes.
 """

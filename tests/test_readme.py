@@ -5,7 +5,7 @@
 * Its headline table is recomputed from the result rows shipped under ``experiments/results/``,
   through the same functions ``pddlite report`` uses to choose and average rows: a number that
   differs from what the rows give fails here, so the table cannot go stale.
-* Every relative link of ``README.md`` and ``docs/*.md`` (and the heading a ``#`` names) exists.
+* Every relative link of ``README.md``, ``docs/*.md`` and ``experiments/README.md`` (and the heading a ``#`` names) exists.
 * Every notebook of the series has its row in the README, and ``docs/layout.md`` lists every module.
 """
 
@@ -24,6 +24,7 @@ from pddlite.report import (METHOD_LABELS, VARIANT_ORDER, choose_profile, choose
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+EXPERIMENTS = ROOT / "experiments" / "README.md"
 TEST_COMMAND = ('python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && '
                 "PDDLITE_PROFILE=smoke pytest --nbval-lax tests notebooks")
 #: what the headline table reports, as its text says: mnist-5k's test split in ``quick``
@@ -89,7 +90,7 @@ def test_the_readme_stays_under_250_lines():
     assert len(README.read_text().splitlines()) < 250
 
 
-@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("page", [README, *DOCS, EXPERIMENTS], ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_relative_link_points_to_a_file_that_exists(page):
     broken = []
     for line in _prose(page.read_text()):
