@@ -64,3 +64,20 @@ def test_the_wheel_carries_the_rows():
     shipped = sorted(p.name for p in (ROOT / "pddlite" / "measured").glob("*.jsonl"))
     assert shipped == sorted(f"{name}.jsonl" for name in COLLECTIONS)
     assert all(any(Path(name).match(pattern) for pattern in patterns) for name in shipped)
+
+
+def test_headline_lines_are_the_means_of_their_rows():
+    import json
+
+    from pddlite.measured import headline, records
+
+    table = headline()
+    shipped = [json.loads(line) for line in
+               resources.files("pddlite.measured").joinpath("test.jsonl").read_text().splitlines()]
+    pddlite = [r for r in shipped if r["method"] == "pdd" and r["variant"] == "pddlite"]
+    by_hand = sum(r["prototypes_only_auroc"] for r in pddlite) / len(pddlite)
+    assert table.loc["  the same tuned networks, Eq. 7 on the 180 prototypes alone", "AUROC"] == round(by_hand, 3)
+    pixel = [r["auprc"] for r in shipped if r["method"] == "pixel-centroid"]
+    assert table.loc["pixel centroid of the prototypes (no training)", "AUPRC"] == round(sum(pixel) / len(pixel), 3)
+    assert table["runs"].max() == 30
+    assert "variant" not in records(rows("baselines"))[0]  # missing fields are absent, as in result files

@@ -18,6 +18,7 @@ prototypes alone (``prototypes_only_*``).
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 
 import pandas as pd
@@ -70,4 +71,40 @@ def summary(frame: pd.DataFrame, by: list[str] | str, metrics: tuple[str, ...] =
     return table.fillna({(m, "std"): 0.0 for m in metrics})
 
 
-__all__ = ["COLLECTIONS", "rows", "summary"]
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts without their missing fields: what :mod:`pddlite.report` reads from files."""
+    return [{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+            for row in frame.to_dict("records")]
+
+
+#: The lines of :func:`headline`: label -> (series, the row field prefix of the stage it reads).
+HEADLINE = {
+    "PDD as the paper's text says (variant='paper')": ("pdd-paper", ""),
+    "PDD as the sample notebook does it (variant='reference'), transductive scoring": ("pdd-reference", ""),
+    "  the same tuned networks, scored inductively": ("pdd-reference", "inductive_"),
+    "PDD, pddlite's default: after pre-training alone": ("pdd-pddlite", "pretrain_"),
+    "  after a tune-up without its margin steps": ("pdd-pddlite", "adversarial_only_"),
+    "  after the whole tune-up": ("pdd-pddlite", ""),
+    "  the same tuned networks, Eq. 7 on the 180 prototypes alone": ("pdd-pddlite", "prototypes_only_"),
+    "pixel kNN to the prototypes (no training)": ("pixel-knn", ""),
+    "pixel centroid of the prototypes (no training)": ("pixel-centroid", ""),
+    "pixel kNN to the prototypes and the unlabeled images (no training)": ("pixel-knn-unlabeled", ""),
+}
+
+
+def headline(frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What the course found, one line per detector or stage (:data:`HEADLINE`): mean AUROC and
+    AUPRC with AUROC's sample standard deviation, over the runs of ``frame`` (default: the
+    shipped ``test`` rows, ten anomaly classes x three seeds)."""
+    frame = rows("test") if frame is None else frame
+    lines = {}
+    for label, (series, stage) in HEADLINE.items():
+        part = frame[frame["series"] == series]
+        if f"{stage}auroc" not in part or part[f"{stage}auroc"].isna().all():
+            continue
+        auroc, auprc = part[f"{stage}auroc"].dropna(), part[f"{stage}auprc"].dropna()
+        lines[label] = {"AUROC": auroc.mean(), "± std": auroc.std(), "AUPRC": auprc.mean(), "runs": len(auroc)}
+    return pd.DataFrame.from_dict(lines, orient="index").round(3)
+
+
+__all__ = ["COLLECTIONS", "HEADLINE", "headline", "records", "rows", "summary"]
