@@ -596,6 +596,8 @@ def metric_bars(rows: Sequence[Mapping[str, Any]], label: str = "label",
         values = [float(r[m]) for r in rows]
         bars = ax.barh(pos, values, height=height * 0.9, color=f"C{k}", label=METRIC_NAMES.get(m, m))
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    if "auroc" in metrics:  # a random score's AUROC; AUPRC's chance is the anomaly rate, not known here
+        ax.axvline(0.5, color="C0", linestyle="--", linewidth=0.8, label="AUROC of a random score")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(names, fontsize=8)
     ax.invert_yaxis()

@@ -298,8 +298,10 @@ def test_metric_bars_one_group_per_row():
     assert len(ax.patches) == 4  # two rows with both metrics; the third is skipped
     assert ax.get_yticklabels()[0].get_text() == "paper"
     assert "\n" in ax.get_yticklabels()[1].get_text()  # long names are wrapped
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["AUROC", "AUPRC"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["AUROC of a random score", "AUROC", "AUPRC"]
+    assert [line.get_xdata()[0] for line in ax.get_lines()] == [0.5]  # AUROC's chance line
     _render(fig)
+    assert not plots.metric_bars(rows, metrics=("auprc",)).axes[0].get_lines()  # no AUROC, no AUROC chance line
     with pytest.raises(PDDLiteError):
         plots.metric_bars([{"label": "x"}])
 
