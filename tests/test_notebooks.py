@@ -186,6 +186,16 @@ def test_no_notebook_treats_a_part_of_pddlite_as_optional():
         assert 'find_spec("pddlite' not in text, path.name
 
 
+def test_the_notebooks_extra_pins_nothing_over_colab_or_binder():
+    """Colab and Binder bring their own Jupyter and ipywidgets: the extra must not replace them."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["notebooks"] and all(re.fullmatch(r"[A-Za-z0-9_-]+", dep) for dep in extras["notebooks"]), \
+        "no version pins in the notebooks extra"
+    assert not any(dep.startswith("jupyter") for dep in extras["notebooks"])
+
+
 def test_binder_environment():
     assert (BINDER / "requirements.txt").exists()
     requirements = (BINDER / "requirements.txt").read_text()
