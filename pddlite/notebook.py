@@ -122,5 +122,9 @@ def pretrained_and_tuned(nb: NotebookSetup, task: Task) -> tuple[PDD, PDD]:
     can compare them. Other tune-ups of the same pre-training: :func:`pddlite.ablation.tune_up_from`.
     """
     pretrain_path, tuned_path = nb.pdd_checkpoints(task)
+    missing = [stage for stage, path in (("pre-training", pretrain_path), ("tune-up", tuned_path)) if not path.exists()]
+    if missing:  # one line: on Colab every notebook starts on a fresh machine
+        print(f"no {' and no '.join(missing)} checkpoint of this task from an earlier notebook: training "
+              f"{'them' if len(missing) > 1 else 'it'} here (on Colab, USE_DRIVE = True keeps checkpoints for the next notebook)")
     pretrained = PDD(profile=nb.profile, device=nb.device, seed=nb.seed, checkpoint=pretrain_path).pretrain(task)
     return pretrained, tune_up_from(pretrained, task, checkpoint=tuned_path)

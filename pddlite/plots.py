@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import rankdata
 
@@ -595,6 +596,8 @@ def metric_bars(rows: Sequence[Mapping[str, Any]], label: str = "label",
         values = [float(r[m]) for r in rows]
         bars = ax.barh(pos, values, height=height * 0.9, color=f"C{k}", label=METRIC_NAMES.get(m, m))
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    if "auroc" in metrics:  # a random score's AUROC; AUPRC's chance is the anomaly rate, not known here
+        ax.axvline(0.5, color="C0", linestyle="--", linewidth=0.8, label="AUROC of a random score")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(names, fontsize=8)
     ax.invert_yaxis()
@@ -612,7 +615,10 @@ def toy_figure(run: Any, show_gradient: bool = True, title: str | None = None, a
     """A :class:`pddlite.toy.DescentRun` on 2-D points: paths (thin), start (o), end (x), class colours.
 
     With ``show_gradient`` the arrows at the start are minus the gradient of the loss: where one
-    descent step moves each point.
+    descent step moves each point, scaled so that the longest arrow is a fixed share of the
+    picture. When every point lies on the unit circle (a run with ``unit=True``) the circle is
+    drawn and each arrow ends where the step, scaled back to length 1, puts the point: on the
+    circle, as the projected descent moves it, never off it.
     """
     traj = _numpy(run.trajectory)
     if traj.ndim != 3 or traj.shape[2] != 2:
@@ -620,6 +626,9 @@ def toy_figure(run: Any, show_gradient: bool = True, title: str | None = None, a
     y = _numpy(run.labels).astype(np.int64)
     colors = class_colors(y)
     fig, ax = _new_axes(ax, (4.6, 4.2))
+    on_circle = bool(np.allclose(np.linalg.norm(traj, axis=2), 1.0, atol=1e-4))
+    if on_circle:
+        ax.add_patch(Circle((0.0, 0.0), 1.0, fill=False, color="0.8", linewidth=0.8, zorder=0))
     for p in range(traj.shape[1]):
         ax.plot(traj[:, p, 0], traj[:, p, 1], color=colors[int(y[p])], linewidth=0.7, alpha=0.6)
     for c in sorted(colors):
@@ -627,11 +636,16 @@ def toy_figure(run: Any, show_gradient: bool = True, title: str | None = None, a
         ax.scatter(traj[0, m, 0], traj[0, m, 1], marker="o", s=22, facecolors="none", edgecolors=colors[c])
         ax.scatter(traj[-1, m, 0], traj[-1, m, 1], marker="x", s=28, color=colors[c], label=f"class {c}")
     if show_gradient and getattr(run, "initial_gradient", None) is not None:
-        g = _numpy(run.initial_gradient)
-        norm = np.abs(g).max() or 1.0
-        span = float(np.ptp(traj[0], axis=0).max()) or 1.0
-        ax.quiver(traj[0, :, 0], traj[0, :, 1], -g[:, 0] / norm, -g[:, 1] / norm, angles="xy",
-                  scale_units="xy", scale=4.0 / span, color="black", width=0.004, alpha=0.8)
+        start = traj[0]
+        step = -_numpy(run.initial_gradient)
+        span = float(np.ptp(start, axis=0).max()) or 1.0
+        longest = float(np.linalg.norm(step, axis=1).max()) or 1.0
+        step = step * (0.15 * span / longest)  # the longest arrow: a seventh of the picture
+        if on_circle:  # where the projected step lands: back on the circle
+            moved = start + step
+            step = moved / np.linalg.norm(moved, axis=1, keepdims=True).clip(1e-12) - start
+        ax.quiver(start[:, 0], start[:, 1], step[:, 0], step[:, 1], angles="xy", scale_units="xy", scale=1.0,
+                  color="black", width=0.004, alpha=0.8)
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title or f"{run.loss}: {len(traj) - 1} steps (o start, x end, arrows: -gradient)", fontsize=9)
@@ -639,19 +653,32 @@ def toy_figure(run: Any, show_gradient: bool = True, title: str | None = None, a
 
 
 def descent_curves(runs: Mapping[str, Any], metric: str = "diameter", title: str | None = None,
-                   log_y: bool = False, ax: Axes | None = None) -> Figure:
-    """One line per run: a tracked quantity (``run.metrics[metric]``) against the step number."""
+                   log_y: bool = False, relative: bool = True, ax: Axes | None = None) -> Figure:
+    """One line per run: a tracked quantity (``run.metrics[metric]``) against the step number.
+
+    With ``relative`` (the default) each line is drawn as a percentage of its own start on an axis
+    from 0, so a change of 1% looks like 1% and not like a trend filling the panel; ``relative=False``
+    draws the values themselves, on an axis fitted to them.
+    """
     if not runs:
         raise PDDLiteError("no runs to draw")
     fig, ax = _new_axes(ax, (4.6, 3.0))
+    highest = 0.0
     for name, run in runs.items():
-        values = run.metrics[metric]
+        values = np.asarray(run.metrics[metric], dtype=float)
+        if relative:
+            if not values[0]:
+                raise PDDLiteError(f"{name}: {metric} starts at 0, so it has no relative change to draw")
+            values = 100.0 * values / values[0]
+        highest = max(highest, float(np.nanmax(values)))
         ax.plot(range(len(values)), values, label=name)
     ax.set_xlabel("gradient step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(metric)
+    ax.set_ylabel(f"{metric}, % of its start" if relative else metric)
     if log_y:
         ax.set_yscale("log")
+    elif relative:
+        ax.set_ylim(0, max(110.0, 1.05 * highest))
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

@@ -50,7 +50,7 @@ def test_the_default_task_falls_back_to_mnist_5k_in_one_line(monkeypatch, capsys
         notebook.default_task(smoke)  # the offline data itself failing is not hidden
 
 
-def test_the_series_shares_each_pdd_stage_through_one_pair_of_checkpoints(monkeypatch, tmp_path):
+def test_the_series_shares_each_pdd_stage_through_one_pair_of_checkpoints(monkeypatch, tmp_path, capsys):
     """Notebook 2 pre-trains, notebooks 4, 5 and 7 load that pre-training and share one tune-up:
     the second call trains nothing and gives the same scores."""
     from pddlite import make_task
@@ -61,7 +61,11 @@ def test_the_series_shares_each_pdd_stage_through_one_pair_of_checkpoints(monkey
     pre_path, tuned_path = nb.pdd_checkpoints(task)
     assert (pre_path.name, tuned_path.name) == ("pdd-mnist-5k-anomaly1-shots5-seed0-pretrain.pt",
                                                 "pdd-mnist-5k-anomaly1-shots5-seed0.pt")
+    capsys.readouterr()
     pretrained, tuned = notebook.pretrained_and_tuned(nb, task)
+    said = [line for line in capsys.readouterr().out.splitlines() if "checkpoint" in line]
+    assert said == ["no pre-training and no tune-up checkpoint of this task from an earlier notebook: training them "
+                    "here (on Colab, USE_DRIVE = True keeps checkpoints for the next notebook)"]
     assert pre_path.exists() and tuned_path.exists()
     assert (pretrained.stage_.value, tuned.stage_.value) == ("pretrained", "done")
 
@@ -70,6 +74,7 @@ def test_the_series_shares_each_pdd_stage_through_one_pair_of_checkpoints(monkey
 
     monkeypatch.setattr(EpochTrainer, "fit", no_training)
     pretrained_again, tuned_again = notebook.pretrained_and_tuned(nb, task)
+    assert "checkpoint" not in capsys.readouterr().out, "nothing to say when both checkpoints are there"
     images = task.test_images[:64]
     assert np.array_equal(tuned_again.decision_function(images), tuned.decision_function(images))
     assert np.array_equal(pretrained_again.decision_function(images), pretrained.decision_function(images))

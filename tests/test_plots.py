@@ -232,6 +232,34 @@ def test_toy_figure_and_descent_curves():
         plots.descent_curves({})
 
 
+def test_toy_figure_arrows_on_the_unit_circle_end_on_it():
+    # the arrows of a run on the unit circle end where the projected step puts each point: on the circle
+    p, y = make_toy_prototypes(n_classes=3, shots=6, seed=0, unit=True)
+    fig = plots.toy_figure(descend(p, y, "intra", steps=0, unit=True))
+    arrows = fig.axes[0].collections[-1]
+    tips = np.column_stack([arrows.X + arrows.U, arrows.Y + arrows.V])
+    np.testing.assert_allclose(np.linalg.norm(tips, axis=1), 1.0, atol=1e-6)
+    assert np.abs(arrows.U).max() > 0.05  # the arrows are drawn, not shrunk to nothing
+    assert len(fig.axes[0].patches) == 1  # the circle itself
+    _render(fig)
+
+
+def test_descent_curves_draw_relative_change_on_an_axis_from_zero():
+    class Run:
+        def __init__(self, values):
+            self.metrics = {"diameter": values}
+
+    # a fall of 1%: drawn as 100 -> 99 on an axis from 0, not as a slope filling the panel
+    fig = plots.descent_curves({"a": Run([14.99, 14.9, 14.84])})
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [100.0, 100 * 14.9 / 14.99, 100 * 14.84 / 14.99])
+    assert ax.get_ylim()[0] == 0.0 and ax.get_ylim()[1] >= 100.0
+    raw = plots.descent_curves({"a": Run([14.99, 14.9, 14.84])}, relative=False).axes[0]
+    np.testing.assert_allclose(raw.get_lines()[0].get_ydata(), [14.99, 14.9, 14.84])
+    with pytest.raises(PDDLiteError):
+        plots.descent_curves({"a": Run([0.0, 1.0])})
+
+
 def test_figures_do_not_touch_pyplot():
     import matplotlib.pyplot as plt
 
@@ -270,8 +298,10 @@ def test_metric_bars_one_group_per_row():
     assert len(ax.patches) == 4  # two rows with both metrics; the third is skipped
     assert ax.get_yticklabels()[0].get_text() == "paper"
     assert "\n" in ax.get_yticklabels()[1].get_text()  # long names are wrapped
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["AUROC", "AUPRC"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["AUROC of a random score", "AUROC", "AUPRC"]
+    assert [line.get_xdata()[0] for line in ax.get_lines()] == [0.5]  # AUROC's chance line
     _render(fig)
+    assert not plots.metric_bars(rows, metrics=("auprc",)).axes[0].get_lines()  # no AUROC, no AUROC chance line
     with pytest.raises(PDDLiteError):
         plots.metric_bars([{"label": "x"}])
 
