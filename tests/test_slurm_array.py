@@ -3,8 +3,9 @@ SLURM would give it (``cluster/slurm/replicate-array.sbatch``), on one shared re
 
 The union of the tasks' rows must be the whole grid, every run written exactly once (every write
 of a row is logged through an audit hook on ``os.replace``, in every worker), a task killed mid-run
-must leave its runs to a rerun of the same task, and a task warned of its time limit (SIGUSR1)
-must stop its workers without leaving a claim behind.
+must leave its runs to a rerun of the same task, and a task warned of its time limit (SIGUSR1 to
+the batch shell) or cancelled (SIGTERM to all its processes) must stop its workers without leaving
+a claim behind.
 """
 
 import json
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "cluster" / "slurm" / "replicate-array.sbatch"
 GRID = ["--datasets", "mnist", "--methods", "pixel-knn", "pixel-centroid", "--reps", "2", "--anomalies", "0", "1",
         "2", "--shots", "5", "--device", "cpu"]
-SHARDS, FIRST = 3, 0  # --array=0-2: shards 1..3
+SHARDS, FIRST = 4, 0  # --array=0-3: shards 1..4
 
 #: logs every result row written (os.replace onto a .json file) with the writing process's id
 AUDIT = '''import os, sys
@@ -104,52 +105,60 @@ def mid_run(paths: list[Path]) -> bool:
         p.with_name(f".{p.name}.claim").exists() and not p.exists() for p in paths)
 
 
-def stop_mid_run(task: subprocess.Popen, paths: list[Path], how) -> None:
-    """Freeze the task (SIGSTOP) at a moment it is mid-run, then ``how(pids)`` and let it go on (SIGCONT)."""
+def stop_mid_run(targets: dict) -> None:
+    """For each task of ``targets`` (task -> (its shard's row paths, what to do)): freeze it (SIGSTOP)
+    at a moment it is mid-run, do ``how(pids)`` and let it go on (SIGCONT). All are watched at once."""
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and task.poll() is None:
-        if mid_run(paths):
-            pids = session(task)
-            signal_all(pids, signal.SIGSTOP)
-            if mid_run(paths):  # still, now that nothing moves
-                how(pids)
+    waiting = dict(targets)
+    while waiting and time.monotonic() < deadline:
+        for task, (paths, how) in list(waiting.items()):
+            if task.poll() is not None:
+                raise AssertionError(f"a task ended before it was caught mid-run:\n{finish(task)[1][-2000:]}")
+            if mid_run(paths):
+                pids = session(task)
+                signal_all(pids, signal.SIGSTOP)
+                if mid_run(paths):  # still, now that nothing moves
+                    how(pids)
+                    del waiting[task]
                 signal_all(pids, signal.SIGCONT)
-                return
-            signal_all(pids, signal.SIGCONT)
-        time.sleep(0.01)
-    raise AssertionError(f"the task never was mid-run:\n{finish(task)[1][-2000:]}")
+        time.sleep(0.005)
+    assert not waiting, "a task was never mid-run"
 
 
-def test_array_tasks_cover_the_grid_once_and_a_killed_or_warned_task_is_picked_up_by_its_rerun(tmp_path):
+def test_array_covers_the_grid_once_and_a_killed_warned_or_cancelled_task_is_finished_by_its_rerun(tmp_path):
     write_data(tmp_path / "data")
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(AUDIT)
     every = [p for shard in range(1, SHARDS + 1) for p in shard_paths(tmp_path, shard)]
-    assert len(every) == len(set(every)) == 12  # the three shards partition the grid
+    assert len(every) == len(set(every)) == 12  # the shards partition the grid
 
     # task 0 (shard 1) runs two workers sharing its shard; task 1 (shard 2) is killed mid-run (SIGKILL to
-    # all its processes, as a node failure or scancel's last resort: nothing is cleaned up); task 2
-    # (shard 3) is warned of its time limit as --signal=B:USR1@300 does: USR1 to the batch shell only
+    # all its processes, as a node failure would: nothing is cleaned up); task 2 (shard 3) is warned of its
+    # time limit as --signal=B:USR1@300 does (USR1 to the batch shell only); task 3 (shard 4) is cancelled
+    # as scancel and the time limit do (SIGTERM to every process of the job)
     first = start(tmp_path, FIRST, workers=2)
-    killed, warned = start(tmp_path, FIRST + 1), start(tmp_path, FIRST + 2)
-    stop_mid_run(killed, shard_paths(tmp_path, 2), lambda pids: signal_all(pids, signal.SIGKILL))
-    stop_mid_run(warned, shard_paths(tmp_path, 3), lambda pids: os.kill(warned.pid, signal.SIGUSR1))
+    killed, warned, cancelled = (start(tmp_path, FIRST + i) for i in (1, 2, 3))
+    stop_mid_run({killed: (shard_paths(tmp_path, 2), lambda pids: signal_all(pids, signal.SIGKILL)),
+                  warned: (shard_paths(tmp_path, 3), lambda pids: os.kill(warned.pid, signal.SIGUSR1)),
+                  cancelled: (shard_paths(tmp_path, 4), lambda pids: signal_all(pids, signal.SIGTERM))})
     code, log = finish(first)
     assert code == 0, log[-3000:]
-    assert "shard 1/3, 2 worker(s)" in log
+    assert f"shard 1/{SHARDS}, 2 worker(s)" in log
     killed.wait(timeout=60)
-    code, log = finish(warned)
-    assert code != 0 and "stopping the workers" in log, log[-3000:]  # USR1 went to the batch shell only
+    for task in (warned, cancelled):
+        code, log = finish(task)
+        assert code != 0 and "stopping the workers" in log and "pddlite: interrupted" in log, log[-3000:]
 
-    left = {shard: [p for p in shard_paths(tmp_path, shard) if not p.exists()] for shard in (2, 3)}
-    assert left[2] and left[3], "both tasks were stopped before the end of their shards"
+    left = {shard: [p for p in shard_paths(tmp_path, shard) if not p.exists()] for shard in (2, 3, 4)}
+    assert all(left.values()), "the three tasks were stopped before the end of their shards"
     assert all(p.exists() for p in shard_paths(tmp_path, 1))
-    # the killed task's claim is left behind, its process gone; the warned task released its own
+    # the killed task's claim is left behind, its process gone; the warned and cancelled tasks released theirs
     stale = claims(tmp_path)
     assert stale and set(stale) <= {p.with_name(f".{p.name}.claim") for p in left[2]}, stale
 
-    for task_id in (FIRST + 1, FIRST + 2):  # rerun the two tasks, each as it was submitted
-        code, log = finish(start(tmp_path, task_id))
+    reruns = [start(tmp_path, task_id) for task_id in (FIRST + 1, FIRST + 2, FIRST + 3)]  # each as submitted
+    for task in reruns:
+        code, log = finish(task)
         assert code == 0, log[-3000:]
     assert not claims(tmp_path)
 
@@ -169,5 +178,5 @@ def test_array_task_outside_the_shards_is_refused(tmp_path):
     env = task_env(tmp_path, FIRST + SHARDS)  # one task past the array
     done = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "results"), *GRID], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "is no shard of 3" in done.stderr
+    assert done.returncode == 2 and f"is no shard of {SHARDS}" in done.stderr
     assert not (tmp_path / "results").exists()
