@@ -2,20 +2,22 @@
 hours the whole grid (3 datasets x 10 anomaly classes x 10 repetitions x 5 methods) would take.
 
     python benchmarks/grid_throughput.py --workers 1 2 4 8 --json grid_throughput.json   # paper profile
-    python benchmarks/grid_throughput.py --device cpu --smoke                            # seconds; the test suite runs it
+    python benchmarks/grid_throughput.py --device cpu --smoke                            # the test suite runs it
 
 What is measured. For each method and each K, K ``pddlite replicate`` processes are started with
 one command line and one results folder (the way several workers share a GPU: they split the runs
 through the grid's claim files) on MNIST-shaped data: synthetic idx files in torchvision's MNIST
 format (random pixels, ten balanced classes; a training step's cost does not depend on the
-pixels), 60,000 training and 10,000 test images at ``paper`` as in MNIST, fewer with ``--smoke``.
+pixels), 60,000 training and 10,000 test images at ``paper`` as in MNIST, fewer with ``--smoke``
+(``--train-images`` below a task's full count scales each run up by the ratio of unlabeled
+training images, an upper bound since reading and scoring scale too; the output says so).
 Each worker gets ``--runs-per-worker`` runs (real leave-one-class-out tasks: data reading,
 training, scoring, and PDD's adversarial-only control, each row written as the grid writes it).
 
 * **runs/h** = K x 3600 / (mean wall seconds of a run, as its row records it): the rate while all K
-  workers run, which is what a worker that goes through hundreds of grid runs sees. The first
-  column also gives the rate of the whole batch, process start-up (importing torch, opening the
-  device) and the tail where fewer than K workers are left included.
+  workers run, which is what a worker that goes through hundreds of grid runs sees. Each
+  measurement's line also gives the rate over the whole batch, process start-up (importing torch,
+  opening the device) and the tail where fewer than K workers are left included.
 * **speed-up** = runs/h at K over runs/h at K = 1, measured in the same invocation.
 * **grid hours** = 100 runs (10 classes x 10 repetitions) of each method and dataset at its
   runs/h, summed: one device, K workers, one method at a time sharing it (the grid mixes methods;
@@ -24,8 +26,9 @@ training, scoring, and PDD's adversarial-only control, each row written as the g
 Datasets that are not measured (``--measure``; default MNIST only) are scaled from MNIST's
 measured runs, per method: by the ratio of their training time to MNIST's as
 :meth:`training_estimate` of each detector times it in this process (one timed training step of
-each stage at that dataset's shape, Table 2 batch size and network, x the steps its Table 2
-epochs take over its number of unlabeled training images). CIFAR-10 is 64x64x3 through Table 4's
+each stage at that dataset's shape, Table 2 batch size and network, the fastest of
+``--step-timings``, x the steps its Table 2 epochs take over its number of unlabeled training
+images). CIFAR-10 is 64x64x3 through Table 4's
 networks, Fashion-MNIST has its own Table 2 epochs and batch sizes. The scaling applies the
 training-time ratio to the whole run (reading data and scoring included) and assumes K workers
 share the device in the same proportion at both shapes; ``--measure mnist fashion-mnist``
@@ -144,17 +147,20 @@ def scale_factors(method: str, args: argparse.Namespace, profile) -> dict[str, f
 
     Training seconds per unlabeled image come from :meth:`training_estimate` (one timed step of each
     stage; PDD with its adversarial-only control) on a task of each dataset's shape with the same
-    number of images, the fastest of ``args.step_timings`` (taken in turn across the datasets, so
-    that a change of load on the machine touches all of them), x each dataset's unlabeled images."""
+    number of images, the fastest of ``args.step_timings`` after one uncounted round (taken in turn
+    across the datasets, so that a change of load on the machine touches all of them), x each
+    dataset's unlabeled images."""
     probe = min(2_000, unlabeled_images("mnist", profile))
     device = resolve_device(args.device)
     tasks = {d: probe_task(d, probe, device) for d in GRID_DATASETS}
     model = METHODS[method](profile=args.profile, device=args.device, progress=False, precision=args.precision)
     options = {"ablation": True} if method == "pdd" else {}
     per_image = {d: math.inf for d in GRID_DATASETS}
-    for _ in range(args.step_timings):
+    for round_ in range(args.step_timings + 1):  # round 0 is not counted: the process's first steps are slower
         for d, task in tasks.items():
-            per_image[d] = min(per_image[d], model.training_estimate(task, **options).seconds / len(task.train_images))
+            seconds = model.training_estimate(task, **options).seconds
+            if round_:
+                per_image[d] = min(per_image[d], seconds / len(task.train_images))
     return {d: per_image[d] * unlabeled_images(d, profile) / (per_image["mnist"] * unlabeled_images("mnist", profile))
             for d in GRID_DATASETS}
 

@@ -180,3 +180,33 @@ def test_array_task_outside_the_shards_is_refused(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and f"is no shard of {SHARDS}" in done.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_submit_queues_the_array_and_the_report_after_it(tmp_path):
+    """submit.sh, with a stand-in ``sbatch`` on PATH that records its arguments and answers job ids."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/bash\nn=$(wc -l < "$CALLS" 2>/dev/null || echo 0)\n'
+                                    'printf "%s\\n" "$*" >> "$CALLS"\necho "$(( 700 + n ));cluster1"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
+           "PDDLITE_SBATCH_OPTIONS": "--partition=gpu --account=lab"}
+    submit = ROOT / "cluster" / "slurm" / "submit.sh"
+    done = subprocess.run(["bash", str(submit), "8", "/shared/results"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    array, report = (tmp_path / "calls").read_text().splitlines()
+    assert array == (f"--parsable --partition=gpu --account=lab --array=1-8 "
+                     f"--export=ALL,PDDLITE_SHARDS=8,PDDLITE_FIRST_TASK=1 {SCRIPT} --out /shared/results "
+                     "--datasets mnist fashion-mnist cifar10 --methods pdd egbad ganomaly mcdd deepsvdd --reps 10 "
+                     "--profile paper")
+    assert report == (f"--parsable --partition=gpu --account=lab --dependency=afterok:700 "
+                      f"{SCRIPT.parent / 'report.sbatch'} /shared/results")
+    assert "job array 700" in done.stdout and "job 701" in done.stdout
+    # replicate arguments given replace the paper's grid; too few arguments are refused
+    (tmp_path / "calls").unlink()
+    done = subprocess.run(["bash", str(submit), "2", "out", "--methods", "mcdd", "--reps", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and (tmp_path / "calls").read_text().splitlines()[0].endswith(
+        f"{SCRIPT} --out out --methods mcdd --reps 1")
+    assert subprocess.run(["bash", str(submit), "8"], env=env, capture_output=True, timeout=60).returncode == 2
