@@ -59,8 +59,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pddlite.data import DATASETS, make_task_from_arrays  # noqa: E402
+from pddlite.data import make_task_from_arrays  # noqa: E402
 from pddlite.device import resolve_device  # noqa: E402
+from pddlite.grid import load_results  # noqa: E402
 from pddlite.methods import METHODS  # noqa: E402
 from pddlite.profiles import get_profile  # noqa: E402
 from tests.test_data import write_idx_images, write_idx_labels  # noqa: E402
@@ -88,11 +89,10 @@ def write_synthetic_mnist(root: Path, datasets, n_train: int, n_test: int, seed:
 
 
 def batch_runs(k: int, runs_per_worker: int) -> tuple[list[int], int]:
-    """(anomaly classes, repetitions) of a grid of about ``k x runs_per_worker`` runs of one method."""
-    want = k * runs_per_worker
-    if want <= CLASSES:
-        return list(range(want)), 1
-    return list(range(CLASSES)), math.ceil(want / CLASSES)
+    """(anomaly classes, repetitions) of a grid of ``k x runs_per_worker`` runs of one method (at
+    least that many where k exceeds the ten classes), so that every worker is busy to the end."""
+    classes = min(k, CLASSES)
+    return list(range(classes)), math.ceil(k * runs_per_worker / classes)
 
 
 def measure(method: str, dataset: str, k: int, args: argparse.Namespace, data_dir: Path, out: Path) -> dict:
@@ -113,7 +113,7 @@ def measure(method: str, dataset: str, k: int, args: argparse.Namespace, data_di
     failed = [(w.returncode, log) for w, log in zip(workers, logs) if w.returncode != 0]
     if failed:
         raise SystemExit(f"a worker failed (exit {failed[0][0]}) on {method} {dataset} K={k}:\n{failed[0][1][-3000:]}")
-    rows = [json.loads(p.read_text()) for p in sorted(out.rglob("*.json"))]
+    rows = load_results(out)  # the rows the workers wrote, read as `pddlite report` reads them
     if len(rows) != len(anomalies) * reps:
         raise SystemExit(f"{method} {dataset} K={k}: {len(rows)} rows for {len(anomalies) * reps} runs")
     mean_run = sum(r["wall_seconds"] for r in rows) / len(rows)
