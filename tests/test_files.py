@@ -36,10 +36,12 @@ def test_an_output_folder_must_be_a_writable_folder(tmp_path):
 
 
 def test_a_read_only_file_system_is_named_in_one_line(tmp_path, monkeypatch):
-    def refuse(self, data):
+    import pddlite.files
+
+    def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setattr(pddlite.files, "open", refuse, raising=False)
     with pytest.raises(PDDLiteError, match="cannot be written \\(Read-only file system\\): choose a writable"):
         check_output_folder(tmp_path / "results")
     with pytest.raises(PDDLiteError, match="--checkpoint .*cannot be written"):

@@ -13,7 +13,7 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.grid import RunSpec, load_result_files, load_results, write_row
 from pddlite.report import (
-    _malformed, choose_split, collect, mean_and_std_cell, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
+    row_problem, choose_split, collect, mean_and_std_cell, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
     series_label, summary_table,
 )
 
@@ -258,7 +258,7 @@ def test_a_pseudo_labeled_row_also_gives_eq7_on_the_prototypes_alone():
     series = collect([row], "mnist", "auprc")
     assert dict(series["pdd-pddlite"]) == {"3": [0.5]} and dict(series["pdd-pddlite-prototypes"]) == {"3": [0.3]}
     assert series_label("pdd-pddlite-prototypes") == "PDD (pddlite), Eq. 7 on the prototypes only"
-    assert "prototypes_only_auroc is 1.5" in _malformed({**row, "prototypes_only_auroc": 1.5})
+    assert "prototypes_only_auroc is 1.5" in row_problem({**row, "prototypes_only_auroc": 1.5})
 
 
 def test_one_run_shows_its_value_alone_not_a_zero_standard_deviation(tmp_path):
