@@ -57,6 +57,7 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     if str(path).strip() == "":
         raise PDDLiteError(f"{flag} is empty: give a file name to write to")
     target = Path(path)
+    _check_name_length(target, f"{flag} {target}")
     if target.is_dir():
         raise PDDLiteError(f"{flag} {target} is a folder: give a file path inside it, e.g. {target / 'result.json'}")
     if target.exists() and not target.is_file():
@@ -103,16 +104,20 @@ def _name_limit(folder: Path) -> int:
     return 255
 
 
+def _check_name_length(target: Path, shown: str) -> None:
+    """One line when ``target``'s name is longer than its file system takes (checked before the path is
+    touched: asking whether such a path is a folder is itself an error)."""
+    length = len(os.fsencode(target.name))
+    if length > 255 or length > _name_limit(target.parent):
+        raise PDDLiteError(f"{shown}: the file name is {length} bytes, longer than the "
+                           f"{min(255, _name_limit(target.parent))} this file system allows; choose a shorter name")
+
+
 def _probe(folder: Path, flag: str, target: Path | None = None) -> None:
     shown = target if target is not None else folder
     blocked = _file_in_the_way(folder)
     if blocked is not None:
         raise PDDLiteError(f"{flag} {shown}: {blocked} is a file, not a folder")
-    if target is not None:
-        length, limit = len(os.fsencode(target.name)), _name_limit(folder)
-        if length > limit:
-            raise PDDLiteError(f"{flag} {shown}: the file name is {length} bytes, longer than the {limit} this "
-                               "file system allows; choose a shorter name")
     probe = folder / f".pddlite-write-test-{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -177,6 +182,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
     target = Path(path)
     if str(path).strip() == "" or target.name in ("", ".", ".."):
         raise PDDLiteError(f"{str(path)!r} names no file (an empty path is the current folder): give a file path")
+    _check_name_length(target, f"cannot write {target}")
     if target.is_dir():
         raise PDDLiteError(f"{target} is a folder: give a file path inside it, e.g. {target / 'model.pt'}")
     blocked = _file_in_the_way(target.parent)
@@ -285,8 +291,8 @@ def claim(path: str | os.PathLike) -> bool:
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise PDDLiteError(f"cannot create {lock.parent} for the claim {lock.name} ({err.strerror or err}): "
-                           "choose a writable results folder") from err
+        raise PDDLiteError(f"cannot write the claim {lock} ({err.strerror or err}): choose a writable results "
+                           "folder") from err
     for _ in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
