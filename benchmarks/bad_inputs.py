@@ -5,6 +5,7 @@
     python benchmarks/bad_inputs.py --no-training        # only the cases that train nothing
     python benchmarks/bad_inputs.py --door "cli report"  # one door (see DOORS); -k WORD: cases named WORD
     python benchmarks/bad_inputs.py --in-process         # the command line called here, not in processes
+    python benchmarks/bad_inputs.py --time-limit 30      # a case that takes longer counts as a hang
 
 Each case is one call a careless or a demanding user would make: a wrong argument of ``pddlite run``,
 ``replicate`` or ``report``, odd arrays for ``make_task_from_arrays``, a damaged dataset file or
@@ -1682,15 +1683,19 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TIME_LIMIT_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write one JSON row per case to this file")
     parser.add_argument("--no-training", action="store_true", help="only the cases that train nothing")
     parser.add_argument("--door", action="append", choices=DOORS, help="only this door (repeatable)")
     parser.add_argument("-k", dest="keyword", help="only cases whose name contains this")
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT_S,
+                        help=f"seconds before a case counts as a hang (default {TIME_LIMIT_S})")
     parser.add_argument("--in-process", action="store_true",
                         help="call the command line's main() here instead of a process per case (faster; "
                              "cases that inject a fault still get their own process)")
     args = parser.parse_args(argv)
+    TIME_LIMIT_S = args.time_limit
     torch.set_num_threads(1)
     cases = [c for c in all_cases() if not (args.no_training and c.trains)
              and (not args.door or c.door in args.door) and (not args.keyword or args.keyword in c.name)]
