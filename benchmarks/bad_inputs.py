@@ -560,7 +560,8 @@ def _forge(**change: Any) -> Callable[[Path], None]:
 def _rerun(ran: Ran, tmp: Path) -> bool:
     row = json.loads(_grid_row_path(tmp).read_text())
     return (ran.code == 0 and "re-running" in ran.err and row["auroc"] < 0.99 and row["profile"] == "smoke"
-            and row["shots"] == 20)
+            and row["shots"] == 20 and isinstance(row["auprc"], float) and row["precision"] == "fp32"
+            and row.get("data") != "0123456789abcdef")
 
 
 def _claimed(live: bool) -> Callable[[Path], None]:
@@ -621,6 +622,14 @@ def cli_replicate_cases() -> list[Case]:
                     setup=_forge(profile="quick", shots=10, auroc=0.999)),
         cli_accepts(door, "a row of another anomaly at this run's path", _grid_argv("--out", "{tmp}/res"),
                     _rerun, "the run again", setup=_forge(anomaly=2)),
+        cli_accepts(door, "a row with AUROC NaN at this run's path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again: a NaN is not a finished result", setup=_forge(auroc=float("nan"))),
+        cli_accepts(door, "a row with AUPRC as text at this run's path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again: text is not a finished result", setup=_forge(auprc="0.3")),
+        cli_accepts(door, "a bf16 row at this run's fp32 path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again in this run's precision", setup=_forge(precision="bf16")),
+        cli_accepts(door, "a row made on other images at this run's path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again on this run's images", setup=_forge(data="0123456789abcdef")),
         cli_accepts(door, "a half-written row file", _grid_argv("--out", "{tmp}/res"),
                     lambda ran, tmp: ran.code == 0
                     and json.loads(_grid_row_path(tmp).read_text())["method"] == "pixel-knn",
