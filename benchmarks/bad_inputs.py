@@ -5,12 +5,16 @@
     python benchmarks/bad_inputs.py --no-training        # only the cases that train nothing
     python benchmarks/bad_inputs.py --door "cli report"  # one door (see DOORS); -k WORD: cases named WORD
     python benchmarks/bad_inputs.py --in-process         # the command line called here, not in processes
+    python benchmarks/bad_inputs.py --time-limit 30      # a case that takes longer counts as a hang
 
 Each case is one call a careless or a demanding user would make: a wrong argument of ``pddlite run``,
 ``replicate`` or ``report``, odd arrays for ``make_task_from_arrays``, a damaged dataset file or
 checkpoint, a result row with a field of the wrong type, images in the wrong range for
 ``decision_function``, and the legitimate inputs next to them (numpy integers, channels-last images,
-a resumed grid). The command line is run as a user runs it, ``python -m pddlite ...`` in a process of
+a resumed grid). Then what a shared cluster or a Colab VM adds: a file system that fails in the middle
+of a write or is full (injected: a patched ``open``), a named pipe where a result file is expected, a
+claim left by a worker on another machine, result rows received from elsewhere whose names hold
+paths, and a detector fitted again on another task. The command line is run as a user runs it, ``python -m pddlite ...`` in a process of
 its own; everything else is called in this process. Every case gets a fresh temporary folder, and
 an oracle of its own puts it into exactly one category:
 
@@ -19,7 +23,8 @@ an oracle of its own puts it into exactly one category:
   contains the words the case names, so that it says what is wrong;
 * ``handled``: legitimate input (or a fault such as Ctrl-C) and the call did the right thing, checked;
 * ``silent-wrong``: it ran and the result is wrong (bad input accepted, or a wrong result);
-* ``traceback``: any other exception, a Python traceback on stderr, or no answer within the time limit;
+* ``traceback``: any other exception, a Python traceback on stderr, or no answer within the time limit
+  (:data:`TIME_LIMIT_S`; a call in this process is stopped by an alarm);
 * ``misleading``: a one-line refusal that does not name the problem (a word is missing, or the
   message says something it must not), or a refusal of legitimate input.
 
@@ -34,11 +39,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import io
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -69,7 +77,7 @@ from tests.test_data import write_idx_images, write_idx_labels, write_mnist_like
 CATEGORIES = ("clean", "handled", "silent-wrong", "traceback", "misleading")
 DOORS = ("cli run", "cli replicate", "cli report", "make_task", "make_validation_task", "make_task_from_arrays",
          "PDD options", "baseline options", "fit", "decision_function", "checkpoints", "torchvision files",
-         "result rows")
+         "result rows", "faults mid-write", "full disks", "pipes", "stale claims", "files from elsewhere", "refits")
 SMOKE = ("--profile", "smoke", "--device", "cpu", "--no-progress")
 CUDA = torch.cuda.is_available()  # the cases about an absent GPU only mean something without one
 
@@ -174,9 +182,41 @@ def judge_result(case: Case, value: Any, tmp: Path) -> tuple[str, str]:
     return ("handled", case.expect) if right else (case.wrong, f"expected {case.expect}{why}")
 
 
+#: seconds a case may take before it counts as a hang
+TIME_LIMIT_S = 240
+
+
+class NoAnswer(BaseException):
+    """Raised by the alarm when a call in this process hangs (a named pipe read, a lock waited on)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Stop the code inside after ``seconds`` with :class:`NoAnswer` (POSIX, main thread; else no limit)."""
+    import threading
+
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise NoAnswer(f"no answer within {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_api(case: Case, tmp: Path) -> tuple[str, str]:
     try:
-        value = case.call(tmp)
+        with time_limit(TIME_LIMIT_S):
+            value = case.call(tmp)
+    except NoAnswer as err:
+        return "traceback", str(err)
     except PDDLiteError as err:
         return judge_refusal(case, str(err))
     except Exception as err:
@@ -212,7 +252,11 @@ def run_in_this_process(argv: list[str]) -> Ran:
         warnings.simplefilter("default")
         warnings.showwarning = show  # a test runner's own warning capture would hide them
         try:
-            code = cli_main(argv)
+            with time_limit(TIME_LIMIT_S):
+                code = cli_main(argv)
+        except NoAnswer as stop:
+            err.write(f"{stop} (stopped)\n")
+            code = -9
         except SystemExit as stop:  # argparse's refusals
             code = stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # what the interpreter would print and exit with
@@ -239,7 +283,7 @@ def run_cli(case: Case, tmp: Path, in_process: bool) -> tuple[str, str]:
     if case.setup is not None:
         case.setup(tmp)
     argv = [a.format(tmp=tmp) for a in case.argv]
-    ran = run_in_this_process(argv) if in_process else run_process(argv, tmp, case.driver, 240)
+    ran = run_in_this_process(argv) if in_process else run_process(argv, tmp, case.driver, TIME_LIMIT_S)
     if "Traceback (most recent call last)" in ran.err or ran.code == -9:
         return "traceback", _last_line(ran.err)
     if ran.code == 2:
@@ -516,7 +560,8 @@ def _forge(**change: Any) -> Callable[[Path], None]:
 def _rerun(ran: Ran, tmp: Path) -> bool:
     row = json.loads(_grid_row_path(tmp).read_text())
     return (ran.code == 0 and "re-running" in ran.err and row["auroc"] < 0.99 and row["profile"] == "smoke"
-            and row["shots"] == 20)
+            and row["shots"] == 20 and isinstance(row["auprc"], float) and row["precision"] == "fp32"
+            and row.get("data") != "0123456789abcdef")
 
 
 def _claimed(live: bool) -> Callable[[Path], None]:
@@ -577,6 +622,14 @@ def cli_replicate_cases() -> list[Case]:
                     setup=_forge(profile="quick", shots=10, auroc=0.999)),
         cli_accepts(door, "a row of another anomaly at this run's path", _grid_argv("--out", "{tmp}/res"),
                     _rerun, "the run again", setup=_forge(anomaly=2)),
+        cli_accepts(door, "a row with AUROC NaN at this run's path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again: a NaN is not a finished result", setup=_forge(auroc=float("nan"))),
+        cli_accepts(door, "a row with AUPRC as text at this run's path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again: text is not a finished result", setup=_forge(auprc="0.3")),
+        cli_accepts(door, "a bf16 row at this run's fp32 path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again in this run's precision", setup=_forge(precision="bf16")),
+        cli_accepts(door, "a row made on other images at this run's path", _grid_argv("--out", "{tmp}/res"), _rerun,
+                    "the run again on this run's images", setup=_forge(data="0123456789abcdef")),
         cli_accepts(door, "a half-written row file", _grid_argv("--out", "{tmp}/res"),
                     lambda ran, tmp: ran.code == 0
                     and json.loads(_grid_row_path(tmp).read_text())["method"] == "pixel-knn",
@@ -1269,6 +1322,344 @@ def torchvision_cases() -> list[Case]:
     ]
 
 
+# --------------------------------------------------------------------------- faults mid-write and full disks
+
+
+#: the disk is full: every write of a byte fails (an empty file still fits, as on a real full disk);
+#: reading goes on. Nothing may train first: a run that trains before it checks is caught too.
+FULL_DISK = """
+import builtins, errno, io, os
+import pddlite.cli, pddlite.grid
+def _full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+class _FullFile:
+    def __init__(self, fh):
+        self._fh = fh
+    def write(self, data):
+        if len(data):
+            _full()
+        return 0
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self._fh.close()
+_open, _os_write = io.open, os.write
+def _open_full(file, mode="r", *args, **kwargs):
+    fh = _open(file, mode, *args, **kwargs)
+    return _FullFile(fh) if any(c in mode for c in "wax+") else fh
+def _os_write_full(fd, data):
+    if len(data):
+        _full()
+    return 0
+builtins.open = io.open = _open_full
+os.write = _os_write_full
+def _no_training(*args, **kwargs):
+    raise RuntimeError("trained before checking where the result goes")
+pddlite.cli.run_task = pddlite.grid.run_task = _no_training
+"""
+
+#: the results folder turns into a file while the run trains: its row cannot be written where asked
+FOLDER_GONE = """
+import os, shutil, sys
+import pddlite.cli
+_run_task = pddlite.cli.run_task
+def _run_then_block(**kwargs):
+    row = _run_task(**kwargs)
+    shutil.rmtree("out")
+    open("out", "w").write("in the way")
+    return row
+pddlite.cli.run_task = _run_then_block
+"""
+
+
+class _FullFile:
+    """A file on a full disk, for the calls made in this process: a byte written is ENOSPC (only in
+    files whose name holds ``only``, when given: the disk fills up in the middle of the work)."""
+
+    only: str | None = None
+
+    def __init__(self, path, mode="r", *args, **kwargs):
+        self._fh = open(path, mode, *args, **kwargs)
+        self._full = self.only is None or self.only in str(path)
+
+    def write(self, data):
+        if len(data) and self._full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self._fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+def on_a_full_disk(call: Callable[[Path], Any], only: str | None = None) -> Callable[[Path], Any]:
+    """``call`` with every file pddlite writes on a full disk (pddlite.files' ``open`` patched), or
+    only the files whose name holds ``only``."""
+    def run(tmp):
+        from unittest import mock
+
+        full = type("FullDisk", (_FullFile,), {"only": only})
+        with mock.patch("pddlite.files.open", full, create=True):
+            return call(tmp)
+    return run
+
+
+def _only_regular_files(tmp: Path, folder: str = ".") -> bool:
+    return all(p.is_file() and p.stat().st_size > 0 for p in (tmp / folder).rglob("*") if not p.is_dir())
+
+
+def fault_cases() -> list[Case]:
+    door = "faults mid-write"
+    from unittest import mock
+
+    from pddlite.files import claim, write_atomically
+
+    def clean_up_refused(tmp):
+        def no_space(fh):
+            fh.write(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def refuse(self, missing_ok=False):  # the folder turned read-only in the middle of the run
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        with mock.patch.object(Path, "unlink", refuse):
+            return write_atomically(tmp / "row.json", no_space)
+
+    def short_torch_save(tmp):
+        class Short(io.BufferedWriter):  # writes stop short, as a full network disk answers
+            def write(self, data):
+                return 0
+
+        with mock.patch("pddlite.files.open", lambda path, mode="r": Short(io.FileIO(path, mode)), create=True):
+            return write_atomically(tmp / "model.pt", lambda fh: torch.save({"w": torch.zeros(1000)}, fh))
+
+    def figure_refused(tmp):
+        write_rows(tmp / "res")
+        (tmp / "fig").mkdir()
+        try:  # the disk fills up while the first figure is saved
+            return on_a_full_disk(lambda t: make_report(t / "res", t / "fig"), only=".png")(tmp)
+        finally:
+            left = list((tmp / "fig").iterdir())
+            assert not left, f"a failed figure left {left}"
+
+    def claim_refused(tmp):
+        def no_space(fd, *args, **kwargs):
+            os.close(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        with mock.patch("pddlite.files.os.fdopen", no_space):
+            try:
+                return claim(tmp / "res" / "row.json")
+            finally:
+                leftover = list((tmp / "res").glob(".*.claim"))
+                assert not leftover, f"an empty claim was left behind: {leftover}"
+
+    return [
+        refuses(door, "the temporary file cannot be removed after a failed write", clean_up_refused,
+                "row.json", "No space left"),
+        refuses(door, "torch.save meets a short write", short_torch_save, "model.pt", "No space left"),
+        refuses(door, "the disk fills up while a figure is saved", figure_refused, "auroc_vs_mcdd_mnist.png",
+                "No space left"),
+        refuses(door, "the claim cannot be written", claim_refused, "claim", "No space left"),
+        refuses(door, "the claim's folder is under a file",
+                lambda tmp: (plain_file(tmp), claim(tmp / "plain" / "res" / "row.json"))[1], "claim", "plain"),
+        cli_refuses(door, "the --out folder becomes a file while the run trains",
+                    ("run", *SMOKE, "--method", "pixel-knn", "--out", "{tmp}/out/row.json"),
+                    "out/row.json", "the result row is kept in", driver=FOLDER_GONE,
+                    setup=lambda tmp: (tmp / "out").mkdir()),
+    ]
+
+
+def full_disk_cases() -> list[Case]:
+    door = "full disks"
+    knn = ("run", *SMOKE, "--method", "pixel-knn")
+
+    def report_on_a_full_disk(tmp):
+        write_rows(tmp / "res")
+        (tmp / "fig").mkdir()
+        return on_a_full_disk(lambda t: make_report(t / "res", t / "fig"))(tmp)
+
+    long_name = "r" * 245 + ".json"
+    return [
+        cli_refuses(door, "run --out on a full disk", (*knn, "--out", "{tmp}/row.json"), "--out",
+                    "No space left on device", driver=FULL_DISK),
+        cli_refuses(door, "run --checkpoint on a full disk", ("run", *SMOKE, "--checkpoint", "{tmp}/c.pt"),
+                    "--checkpoint", "No space left on device", driver=FULL_DISK),
+        cli_refuses(door, "replicate --out on a full disk", _grid_argv("--out", "{tmp}/res"), "--out",
+                    "No space left on device", driver=FULL_DISK),
+        cli_refuses(door, "report on a full disk", ("report", "{tmp}/res"), "No space left on device",
+                    driver=FULL_DISK, setup=lambda tmp: write_rows(tmp / "res")),
+        refuses(door, "report on a full disk (Python)", report_on_a_full_disk, "--out", "No space left"),
+        refuses(door, "a row written on a full disk (Python)",
+                on_a_full_disk(lambda tmp: write_row({"auroc": 0.5}, tmp / "row.json")), "row.json", "No space left"),
+        cli_refuses(door, "--checkpoint and --out the same file", ("run", *SMOKE, "--checkpoint", "{tmp}/x",
+                                                                   "--out", "{tmp}/./x"), "both name"),
+        cli_refuses(door, "--out a name longer than the file system allows",
+                    (*knn, "--out", "{tmp}/" + "r" * 300 + ".json"), "--out", "longer than"),
+        cli_accepts(door, "--out a long legal name (245 characters)", (*knn, "--out", "{tmp}/" + long_name),
+                    lambda ran, tmp: _printed_row(ran, tmp, long_name) is not None
+                    and [p.name for p in tmp.iterdir() if p.name != "data-cache"] == [long_name],
+                    "the row written under its long name, and no temporary file left"),
+    ]
+
+
+# --------------------------------------------------------------------------- pipes
+
+
+def _fifo(where: Callable[[Path], Path]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        path = where(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+    return setup
+
+
+def pipe_cases() -> list[Case]:
+    door = "pipes"
+    if not hasattr(os, "mkfifo"):
+        return []
+
+    def in_results(tmp):
+        return tmp / "res" / "smoke" / "mnist" / "mcdd" / "pipe.json"
+
+    def rows_and_pipe(tmp):
+        write_rows(tmp / "res")
+        _fifo(in_results)(tmp)
+
+    def loaded(tmp):
+        rows_and_pipe(tmp)
+        from pddlite.grid import load_results
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_results(tmp / "res")
+
+    return [
+        cli_accepts(door, "a named pipe at a row's path", _grid_argv("--out", "{tmp}/res"),
+                    lambda ran, tmp: ran.code == 0 and _grid_row_path(tmp).is_file()
+                    and json.loads(_grid_row_path(tmp).read_text())["method"] == "pixel-knn",
+                    "the run done, its row in place of the pipe", setup=_fifo(_grid_row_path), wrong="traceback"),
+        cli_accepts(door, "a named pipe at a row's path (dry run)", _grid_argv("--out", "{tmp}/res", "--dry-run"),
+                    lambda ran, tmp: ran.code == 0 and "0 done, 1 to run" in ran.out,
+                    "the run counted as not done", setup=_fifo(_grid_row_path), wrong="traceback"),
+        cli_accepts(door, "a named pipe in the folder a report reads", ("report", "{tmp}/res"),
+                    lambda ran, tmp: ran.code == 0 and _runs_in_summary(tmp / "res") == 4 and "pipe.json" in ran.err,
+                    "a report of the 4 rows, the pipe named as skipped", setup=rows_and_pipe, wrong="traceback"),
+        accepts(door, "a named pipe among result files (Python)", loaded, lambda rows, tmp: len(rows) == 4,
+                "the 4 rows, the pipe skipped", wrong="traceback"),
+    ]
+
+
+# --------------------------------------------------------------------------- stale claims across hosts
+
+
+def _foreign_claim(host: str | None, age_s: float, pid: int | None = 4242, text: str | None = None):
+    """A claim on the grid's run written by ``host`` (None: this machine, naming a live process) and
+    last refreshed ``age_s`` seconds ago; ``text`` in place of the claim's JSON (an empty claim)."""
+    def setup(tmp: Path) -> None:
+        from pddlite.files import claim_path
+
+        lock = claim_path(_grid_row_path(tmp))
+        lock.parent.mkdir(parents=True)
+        holder = {"host": host or socket.gethostname(), "pid": pid if host else os.getppid(), "since": time.time()}
+        lock.write_text(json.dumps(holder) if text is None else text)
+        then = time.time() - age_s
+        os.utime(lock, (then, then))
+    return setup
+
+
+def stale_claim_cases() -> list[Case]:
+    door = "stale claims"
+    done = lambda ran, tmp: ran.code == 0 and _grid_row_path(tmp).is_file()  # noqa: E731
+
+    def left_and_named(ran: Ran, tmp: Path) -> bool:
+        return (ran.code == 0 and not _grid_row_path(tmp).exists() and "other workers" in ran.err
+                and ".anomaly1_rep0_shots20.json.claim" in ran.err and "remove" in ran.err)
+
+    return [
+        cli_accepts(door, "a claim of a worker killed on another machine an hour ago", _grid_argv("--out", "{tmp}/res"),
+                    done, "the claim taken over and the run done", setup=_foreign_claim("colab-vm-gone", 3600)),
+        cli_accepts(door, "a days-old claim whose process id is now another live process",
+                    _grid_argv("--out", "{tmp}/res"), done, "the claim taken over and the run done",
+                    setup=_foreign_claim(None, 3 * 24 * 3600)),
+        cli_accepts(door, "an empty claim left by a full disk an hour ago", _grid_argv("--out", "{tmp}/res"), done,
+                    "the claim taken over and the run done", setup=_foreign_claim("cluster-node-7", 3600, text="")),
+        cli_accepts(door, "a fresh claim of a live worker on another machine", _grid_argv("--out", "{tmp}/res"),
+                    left_and_named, "the run left to its worker, and a line that names the claim file to remove "
+                    "if no worker runs", setup=_foreign_claim("cluster-node-7", 5), wrong="misleading"),
+    ]
+
+
+# --------------------------------------------------------------------------- files from elsewhere
+
+
+def _outside_untouched(tmp: Path) -> bool:
+    return not any((tmp / "outside").iterdir())
+
+
+def elsewhere_cases() -> list[Case]:
+    door = "files from elsewhere"
+
+    def rows_named(dataset: str, trap: bool = False) -> Callable[[Path], None]:
+        def setup(tmp: Path) -> None:
+            write_rows(tmp / "res", dataset=dataset)
+            (tmp / "outside").mkdir()
+            if trap:  # a folder the path in the row can climb out of
+                (tmp / "fig" / "auroc_vs_mcdd_").mkdir(parents=True)
+        return setup
+
+    def inside(ran: Ran, tmp: Path) -> bool:
+        pngs = [p for p in tmp.rglob("*.png")]
+        return ran.code == 0 and len(pngs) == 1 and pngs[0].parent == tmp / "fig" and _outside_untouched(tmp)
+
+    report = ("report", "{tmp}/res", "--out", "{tmp}/fig")
+    return [
+        cli_accepts(door, "a row whose dataset climbs out of the report folder", report, inside,
+                    "one figure, inside the report folder, nothing outside",
+                    setup=rows_named("/../../outside/escaped", trap=True)),
+        cli_accepts(door, "a row whose dataset names a sub-folder", report, inside,
+                    "one figure, inside the report folder", setup=rows_named("team/mnist"), wrong="traceback"),
+        cli_accepts(door, "a row whose dataset is '..'", report, inside, "one figure, inside the report folder",
+                    setup=rows_named("..")),
+        cli_accepts(door, "a row whose dataset holds a NUL character", report, inside,
+                    "one figure, inside the report folder", setup=rows_named("mnist\x00.png"), wrong="traceback"),
+        cli_accepts(door, "a row whose dataset is 300 characters", report, inside,
+                    "one figure, inside the report folder", setup=rows_named("m" * 300), wrong="traceback"),
+    ]
+
+
+# --------------------------------------------------------------------------- refits
+
+
+def _refit(make: Callable[[], Any]) -> Callable[[Path], tuple[np.ndarray, np.ndarray]]:
+    """A detector fitted on anomaly 1's task, then on anomaly 7's; and one fitted on anomaly 7's alone:
+    the scores of both on anomaly 7's test images."""
+    def call(tmp):
+        first, second = SHARED.task(anomaly=1), SHARED.task(anomaly=7)
+        images = second.test_images[:64]
+        return make().fit(first).fit(second).decision_function(images), make().fit(second).decision_function(images)
+    return call
+
+
+def refit_cases() -> list[Case]:
+    door = "refits"
+    fresh = "the scores of a detector fitted on the second task alone"
+    same = lambda s, tmp: same_scores(*s, atol=1e-5)  # noqa: E731
+    return [
+        accepts(door, "pixel-knn fitted again on another task", _refit(PixelKNN), same, fresh),
+        accepts(door, "pixel centroid fitted again on another task", _refit(PixelCentroid), same, fresh),
+        accepts(door, "MCDD fitted again on another task",
+                _refit(lambda: MCDD(profile="smoke", device="cpu", progress=False, seed=0)), same, fresh, trains=True),
+    ]
+
+
 # --------------------------------------------------------------------------- the campaign
 
 
@@ -1277,7 +1668,8 @@ def all_cases() -> list[Case]:
     cases = (cli_run_cases() + cli_replicate_cases() + cli_report_cases() + make_task_cases()
              + make_validation_task_cases() + make_task_from_arrays_cases() + pdd_option_cases()
              + baseline_option_cases() + fit_cases() + decision_function_cases() + checkpoint_cases()
-             + torchvision_cases() + result_row_cases())
+             + torchvision_cases() + result_row_cases() + fault_cases() + full_disk_cases() + pipe_cases()
+             + stale_claim_cases() + elsewhere_cases() + refit_cases())
     names = Counter((c.door, c.name) for c in cases)
     assert max(names.values()) == 1, [n for n, k in names.items() if k > 1]
     return cases
@@ -1300,15 +1692,19 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TIME_LIMIT_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write one JSON row per case to this file")
     parser.add_argument("--no-training", action="store_true", help="only the cases that train nothing")
     parser.add_argument("--door", action="append", choices=DOORS, help="only this door (repeatable)")
     parser.add_argument("-k", dest="keyword", help="only cases whose name contains this")
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT_S,
+                        help=f"seconds before a case counts as a hang (default {TIME_LIMIT_S})")
     parser.add_argument("--in-process", action="store_true",
                         help="call the command line's main() here instead of a process per case (faster; "
                              "cases that inject a fault still get their own process)")
     args = parser.parse_args(argv)
+    TIME_LIMIT_S = args.time_limit
     torch.set_num_threads(1)
     cases = [c for c in all_cases() if not (args.no_training and c.trains)
              and (not args.door or c.door in args.door) and (not args.keyword or args.keyword in c.name)]

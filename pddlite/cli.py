@@ -16,7 +16,7 @@ from typing import Sequence
 from .device import PRECISIONS
 from .errors import PDDLiteError
 from .experiment import SPLITS, run_task
-from .files import check_output_file, write_text_atomically
+from .files import check_distinct_outputs, check_output_file, write_or_keep
 from .grid import DEFAULT_DATASETS, DEFAULT_METHODS, DEFAULT_REPS, count_finished, replicate
 from .profiles import get_profile
 from .variants import DEFAULT_VARIANT, VARIANTS
@@ -70,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             ("--cuda-graphs", args.cuda_graphs or None)):
             if value is not None:
                 raise PDDLiteError(f"{flag} is for PDD only; {args.method} has none (drop {flag})")
+    check_distinct_outputs({"--out": args.out, "--checkpoint": args.checkpoint})
     if args.out is not None:  # before the training, not after it
         check_output_file(args.out)
     if args.checkpoint is not None:
@@ -90,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{label}: AUROC {row['auroc']:.4f}  AUPRC {row['auprc']:.4f}  "
           f"({where}, {row['seconds']:.1f} s on {row['device']})")
     if args.out is not None:
-        write_text_atomically(args.out, json.dumps(row, indent=2) + "\n")
+        write_or_keep(args.out, json.dumps(row, indent=2) + "\n", "the result row")
     return 0
 
 
@@ -121,7 +122,8 @@ def _add_replicate_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_replicate(args: argparse.Namespace) -> int:
     if args.dry_run:
         total, done = count_finished(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard,
-                                     args.anomalies, args.shots, args.variants, args.split)
+                                     args.anomalies, args.shots, args.variants, args.split, args.device,
+                                     args.precision, args.data_dir)
         print(f"{total} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
               f"(profile {get_profile(args.profile).name}): {done} done, {total - done} to run; results in {args.out}")
         return 0

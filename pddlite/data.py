@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from .device import check_seed, resolve_device
 from .errors import PDDLiteError
+from .files import setting_from_environment
 
 #: Datasets that :func:`make_task` knows, with their class names.
 DATASETS: dict[str, tuple[str, ...]] = {
@@ -137,10 +139,14 @@ class Task:
 
 
 def default_data_root() -> Path:
-    """Where datasets are downloaded: ``$PDDLITE_DATA``, else a per-user cache folder."""
-    env = os.environ.get("PDDLITE_DATA")
+    """Where datasets are downloaded: ``$PDDLITE_DATA`` (empty: unset), else a per-user cache folder."""
+    env = setting_from_environment("PDDLITE_DATA")
     if env:
-        return Path(env).expanduser()
+        folder = Path(env).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise PDDLiteError(f"the environment variable PDDLITE_DATA is {env!r}, a file, not a folder: set it to "
+                               "the folder that holds the datasets (or unset it)")
+        return folder
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "pddlite" / "data"
 
@@ -338,9 +344,25 @@ def load_torchvision(
                 f"the {name} {'training' if train else 'test'} files in {root / _TORCHVISION_FOLDERS[name]} hold "
                 f"{len(pixels)} images but {len(labels)} labels: a file is damaged; delete "
                 f"{root / _TORCHVISION_FOLDERS[name]} and run again to download it")
-        images = fit_to_architecture(to_unit_range(pixels))
+        try:
+            images = fit_to_architecture(to_unit_range(pixels))
+        except PDDLiteError as err:  # e.g. a processed/*.pt file of float pixels, not torchvision's uint8
+            source = _source_file(ds, root / _TORCHVISION_FOLDERS[name], train)
+            raise PDDLiteError(f"the {name} {'training' if train else 'test'} images read from {source} cannot be "
+                               f"used ({err}): the file is not torchvision's; delete it and run again to download "
+                               "the dataset") from err
         out += [images, labels]
     return out[0], out[1], out[2], out[3]
+
+
+def _source_file(ds, folder: Path, train: bool) -> Path:
+    """The file a torchvision dataset object read its images from, where it says (MNIST's
+    ``processed/*.pt`` of older torchvision versions), else the dataset's folder."""
+    processed = getattr(ds, "processed_folder", None)
+    name = getattr(ds, "training_file" if train else "test_file", None)
+    if processed and name and Path(processed, name).is_file():
+        return Path(processed, name)
+    return folder
 
 
 def canonical_dataset_name(name: str) -> str:
@@ -704,10 +726,24 @@ def make_task_from_arrays(
         ty = check_labels(test_labels, len(tx), "test labels")
         if tx.shape[1:] != x.shape[1:]:
             raise PDDLiteError(f"test images are {tuple(tx.shape[1:])}, training images {tuple(x.shape[1:])}")
+        _check_held_out(x, tx)
     return split_task(
         x, y, tx, ty, anomaly, shots, seed, dataset="arrays", class_names=class_names,
         remove_prototypes=remove_prototypes, device=device,
     )
+
+
+def _check_held_out(train: torch.Tensor, test: torch.Tensor) -> None:
+    """One warning line when test images are also training images (``test_images=x``): their scores
+    measure what the detector saw while training (the prototypes included), not what it detects.
+    A warning, not a refusal: scoring the training data on purpose is legitimate (the transductive
+    scoring of the authors' sample notebook does it), but never without a word."""
+    seen = {image.numpy().tobytes() for image in train}
+    shared = sum(image.numpy().tobytes() in seen for image in test)
+    if shared:
+        warnings.warn(f"{shared} of the {len(test)} test images are also training images (prototypes included): "
+                      "their scores measure memory, not detection; pass held-out test_images for test results",
+                      stacklevel=3)
 
 
 # --------------------------------------------------------------------------- batching

@@ -75,10 +75,8 @@ def run_task(
     prof = get_profile(profile)
     dev = resolve_device(device)
     precision = choose_precision(dev, precision).name
-    keep = method == "pdd" and PDDConfig.for_variant(options.get("variant", DEFAULT_VARIANT), prof).keep_prototypes
-    build = make_task if split == "test" else make_validation_task
-    task = build(dataset, anomaly, shots, seed, root=data_dir, device=dev, download=download,
-                 remove_prototypes=not keep)
+    task = build_task(dataset, anomaly, shots, seed, method, prof, split, data_dir, dev, download,
+                      options.get("variant", DEFAULT_VARIANT))
     start = time.perf_counter()
     result = METHODS[method].run(task, prof.name, seed, str(dev), progress=progress, precision=precision,
                                  deterministic=deterministic, compile=compile, **options)
@@ -97,10 +95,22 @@ def run_task(
         "compile": bool(compile),
         "cuda_graphs": bool(options.get("cuda_graphs", False)),
         "settings": settings_fingerprint(method, prof, **options),
+        "data": task.identity()["data"],  # which images: a row of other data is never taken for this one
         "seconds": round(seconds, 2),
     }
     row.update(result)
     return row
+
+
+def build_task(dataset: str, anomaly: int | Sequence[int], shots: int, seed: int, method: str, profile: Profile,
+               split: str = "test", data_dir: str | Path | None = None, device: Any = None, download: bool = True,
+               variant: str = DEFAULT_VARIANT):
+    """The task :func:`run_task` trains ``method`` on: the test or validation task, with the
+    prototypes kept in the unlabeled set where PDD's variant keeps them."""
+    keep = method == "pdd" and PDDConfig.for_variant(variant, profile).keep_prototypes
+    build = make_task if split == "test" else make_validation_task
+    return build(dataset, anomaly, shots, seed, root=data_dir, device=device, download=download,
+                 remove_prototypes=not keep)
 
 
 #: options that say where a run keeps its files or how it reports, not what it computes

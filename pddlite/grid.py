@@ -9,9 +9,12 @@ or, from a shell, ``pddlite replicate --datasets mnist fashion-mnist cifar10 --r
   temporary file, then renamed over the final name, so a file is either complete or absent) at
   ``OUT/<profile>/<dataset>/<method>/anomaly<a>_rep<r>_shots<k>.json``. A run whose file holds
   its row is skipped: an interrupted grid resumes where it stopped, loses nothing and duplicates
-  nothing. A file whose row names another task, profile or variant, or other settings (its
+  nothing. A file whose row is not a complete, finite result (a NaN or a string for a metric), or
+  names another task, profile or variant, other settings (its
   :func:`pddlite.experiment.settings_fingerprint`: a changed default, a row from an older
-  pddlite), is re-run, with one line that says why.
+  pddlite), another precision, or other images (the digest of the task's data,
+  :meth:`pddlite.data.Task.identity`: another ``--data-dir``), is re-run, with one line that says why.
+  Only regular files are read: a named pipe at a row's path is never waited on.
 * **Same seed across methods.** Repetition ``r`` uses ``seed = r`` for every method and anomaly
   class, so all methods of a repetition see the same prototypes and the same split.
 * **Shards.** ``--shard k/n`` keeps runs ``k-1, k-1+n, k-1+2n, ...`` of the fixed run order
@@ -20,7 +23,9 @@ or, from a shell, ``pddlite replicate --datasets mnist fashion-mnist cifar10 --r
   several GPUs, several Colab sessions), then merge by copying the result folders together.
 * **Workers share a folder.** A run is claimed (a hidden ``.<file>.claim`` created atomically)
   before it starts, so several processes given the same command and folder split the runs
-  between them instead of each doing all of them; a claim left by a killed process is taken over.
+  between them instead of each doing all of them. A worker refreshes its claim every minute while it
+  runs; a claim not refreshed for 10 minutes (a killed worker, on this machine or another) is taken
+  over (:func:`pddlite.files.claim`).
 * **Progress.** One bar over the runs of the shard, with an estimate of the time left from the mean
   duration of finished runs of the same dataset and method (files already present count too).
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 import gc
 import json
 import numbers
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -38,10 +44,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .data import DATASETS, canonical_dataset_name, check_shots
-from .device import MAX_SEED
+from .device import MAX_SEED, choose_precision, resolve_device
 from .errors import PDDLiteError
-from .experiment import run_task, settings_fingerprint
-from .files import check_output_folder, claim, release, write_text_atomically
+from .experiment import build_task, run_task, settings_fingerprint
+from .files import (CLAIM_STALE_AFTER_S, check_output_folder, claim, claim_path, read_regular_text, release,
+                    write_or_keep, write_text_atomically)
 from .methods import METHODS
 from .options import flag
 from .profiles import get_profile
@@ -213,29 +220,65 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def write_row(row: dict[str, Any], path: Path) -> Path:
-    """Write one result row atomically (:func:`pddlite.files.write_text_atomically`)."""
-    return write_text_atomically(path, json.dumps(row, indent=2, default=_json_default) + "\n")
+def write_row(row: dict[str, Any], path: Path, keep: bool = False) -> Path:
+    """Write one result row atomically (:func:`pddlite.files.write_text_atomically`); with ``keep``,
+    a row that cannot be written there is kept elsewhere, and the error says where
+    (:func:`pddlite.files.write_or_keep`)."""
+    text = json.dumps(row, indent=2, default=_json_default) + "\n"
+    return write_or_keep(path, text, "the finished row") if keep else write_text_atomically(path, text)
 
 
-def _expected(run: RunSpec, profile: Any, shots: int, split: str) -> dict[str, Any]:
-    """The fields a finished row of ``run`` must carry (its task, its run, its settings)."""
-    options = {} if run.variant is None else {"variant": run.variant}
-    return {"dataset": run.dataset, "anomaly": run.anomaly, "shots": shots, "seed": run.seed, "split": split,
-            "method": run.method, "profile": profile.name, "variant": run.variant,
-            "settings": settings_fingerprint(run.method, profile, **options)}
+class _Expected:
+    """What a finished row of each run must carry: its task, its run, its settings and precision,
+    and the digest of its task's images (built only for a row that has everything else right, and
+    once per task)."""
+
+    def __init__(self, profile: Any, shots: int, split: str, precision: str, data_dir: Any) -> None:
+        self.profile, self.shots, self.split, self.precision, self.data_dir = profile, shots, split, precision, data_dir
+        self._digests: dict[tuple, str] = {}
+
+    def fields(self, run: RunSpec) -> dict[str, Any]:
+        options = {} if run.variant is None else {"variant": run.variant}
+        return {"dataset": run.dataset, "anomaly": run.anomaly, "shots": self.shots, "seed": run.seed,
+                "split": self.split, "method": run.method, "profile": self.profile.name, "variant": run.variant,
+                "settings": settings_fingerprint(run.method, self.profile, **options), "precision": self.precision}
+
+    def data(self, run: RunSpec) -> str:
+        key = (run.dataset, run.anomaly, run.seed, run.method, run.variant)
+        if key not in self._digests:
+            options = {} if run.variant is None else {"variant": run.variant}
+            task = build_task(run.dataset, run.anomaly, self.shots, run.seed, run.method, self.profile, self.split,
+                              self.data_dir, **options)
+            self._digests[key] = task.identity()["data"]
+        return self._digests[key]
 
 
-def _finished_row(run: RunSpec, path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
-    """The row at ``path`` if it is this run's, else ``None`` (with a warning when a file is there)."""
-    if not path.exists():
+def _resolved_precision(device: str, precision: str) -> str:
+    """The precision a run on ``device`` trains in (``auto`` resolved), as its row records it."""
+    return choose_precision(resolve_device(device), precision).name
+
+
+def _finished_row(run: RunSpec, path: Path, expected: _Expected) -> dict[str, Any] | None:
+    """The row at ``path`` if it is this run's complete, finite result on the same images, else
+    ``None`` (with a warning that says why when a file is there)."""
+    if not os.path.lexists(path):
         return None
     row = _read_row(path)
     if row is None:
         return None
-    wrong = [k for k, v in expected.items() if row.get(k, "(none)") != v]
+    from .report import row_problem
+
+    problem = row_problem(row)
+    if problem:
+        warnings.warn(f"re-running {run}: the row at {path} is not a finished result ({problem})", stacklevel=3)
+        return None
+    fields = expected.fields(run)
+    wrong = [k for k, v in fields.items() if row.get(k, "(none)") != v]
+    if not wrong and row.get("data", "(none)") != expected.data(run):
+        fields["data"] = expected.data(run)
+        wrong = ["data"]
     if wrong:
-        what = ", ".join(f"{k} {row.get(k, '(none)')!r} instead of {expected[k]!r}" for k in wrong)
+        what = ", ".join(f"{k} {row.get(k, '(none)')!r} instead of {fields[k]!r}" for k in wrong)
         warnings.warn(f"re-running {run}: the row at {path} has {what}", stacklevel=3)
         return None
     return row
@@ -243,9 +286,10 @@ def _finished_row(run: RunSpec, path: Path, expected: dict[str, Any]) -> dict[st
 
 def _read_row(path: Path) -> dict[str, Any] | None:
     try:
-        row = json.loads(path.read_text())
+        row = json.loads(read_regular_text(path))
     except (OSError, ValueError) as err:
-        warnings.warn(f"skipping {path}: not a readable result file ({err})", stacklevel=3)
+        why = err.strerror if isinstance(err, OSError) and err.strerror else err
+        warnings.warn(f"skipping {path}: not a readable result file ({why})", stacklevel=3)
         return None
     if not isinstance(row, dict) or not {"dataset", "method", "anomaly", "auroc"} <= set(row):
         return None  # some other JSON file
@@ -260,7 +304,7 @@ def load_result_files(out_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
         raise PDDLiteError(f"no results folder at {root}: run `pddlite replicate --out {root}` first")
     if not root.is_dir():
         raise PDDLiteError(f"{root} is a file, not a results folder: pass the folder that `pddlite replicate --out` wrote")
-    found = [(p, row) for p in sorted(root.rglob("*.json")) if (row := _read_row(p)) is not None]
+    found = [(p, row) for p in sorted(root.rglob("*.json")) if (row := _read_row(p)) is not None]  # regular files only
 
     def key(item: tuple[Path, dict[str, Any]]) -> tuple:
         row = item[1]
@@ -317,18 +361,22 @@ def count_finished(
     shots: int = 20,
     variants: Sequence[str] = (DEFAULT_VARIANT,),
     split: str = "test",
+    device: str = "auto",
+    precision: str = "auto",
+    data_dir: str | Path | None = None,
 ) -> tuple[int, int]:
     """(runs in the grid or shard, runs whose file already holds their row): ``replicate --dry-run``.
 
-    A file that :func:`replicate` would re-run (another task, profile or settings) counts as not done.
+    A file that :func:`replicate` would re-run (another task, profile, settings, precision or data,
+    or not a finished result) counts as not done.
     """
     prof = get_profile(profile)
     check_shots(shots)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
+    expected = _Expected(prof, shots, split, _resolved_precision(device, precision), data_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the real run says which rows it re-runs and why
-        done = sum(_finished_row(r, r.path(out_dir, prof.name, shots, split), _expected(r, prof, shots, split))
-                   is not None for r in runs)
+        done = sum(_finished_row(r, r.path(out_dir, prof.name, shots, split), expected) is not None for r in runs)
     return len(runs), done
 
 
@@ -374,12 +422,13 @@ def replicate(
     cuda_graphs = flag("cuda_graphs", cuda_graphs)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
     out = check_output_folder(out_dir)
+    expected = _Expected(prof, shots, split, _resolved_precision(device, precision), data_dir)
     rows: dict[RunSpec, dict[str, Any]] = {}
     estimator = _Estimator()
     pending: list[RunSpec] = []
     for run in runs:
         path = run.path(out, prof.name, shots, split)
-        row = _finished_row(run, path, _expected(run, prof, shots, split))
+        row = _finished_row(run, path, expected)
         if row is None:
             pending.append(run)
         else:
@@ -399,13 +448,13 @@ def replicate(
             try:
                 with warnings.catch_warnings():  # the first scan already said why a row is re-run
                     warnings.simplefilter("ignore")
-                    row = _finished_row(run, path, _expected(run, prof, shots, split))  # finished meanwhile?
+                    row = _finished_row(run, path, expected)  # finished meanwhile?
                 if row is None:
                     left = estimator.left(pending[i:])
                     bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
                     row = _run(run, prof.name, out, shots, split, device, data_dir, run_progress, precision,
                                deterministic, compile, cuda_graphs)
-                    write_row(row, path)
+                    write_row(row, path, keep=True)
                     estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
             finally:
                 release(path)
@@ -415,12 +464,16 @@ def replicate(
     finally:
         bar.close()
     for run in elsewhere:  # read what the other workers have finished by now
-        row = _finished_row(run, run.path(out, prof.name, shots, split), _expected(run, prof, shots, split))
+        row = _finished_row(run, run.path(out, prof.name, shots, split), expected)
         if row is not None:
             rows[run] = row
     if len(rows) < len(runs):
-        warnings.warn(f"{len(runs) - len(rows)} of {len(runs)} runs are still being run by other workers "
-                      f"sharing {out}; run the command again when they are done to read all rows", stacklevel=2)
+        missing = [r for r in runs if r not in rows]
+        claims = claim_path(missing[0].path(out, prof.name, shots, split))
+        warnings.warn(f"{len(missing)} of {len(runs)} runs are still being run by other workers sharing {out} "
+                      f"(claims such as {claims}); run the command again when they are done to read all rows. A "
+                      f"claim not refreshed for {CLAIM_STALE_AFTER_S / 60:.0f} minutes is taken over; if no worker "
+                      "runs, remove the claim files", stacklevel=2)
     return [rows[r] for r in runs if r in rows]
 
 

@@ -6,7 +6,8 @@
     task = default_task(nb)       # MNIST, anomaly 1, 20 shots; mnist-5k in smoke or when offline
     pretrained, tuned = pretrained_and_tuned(nb, task)   # load-or-train, shared by notebooks 2, 4, 5 and 7
 
-The profile is ``$PDDLITE_PROFILE`` when set, else ``colab`` on a GPU (the paper's networks, sized
+The profile is ``$PDDLITE_PROFILE`` when set (empty means unset, as for every ``PDDLITE_*``
+variable), else ``colab`` on a GPU (the paper's networks, sized
 for a Colab session) and ``quick`` on a CPU: the one place where the series makes that choice.
 Pass ``profile=`` to choose it in the notebook instead. With ``use_drive=True`` on Colab, datasets,
 checkpoints and results go to Google Drive and survive the session.
@@ -23,8 +24,9 @@ import torch
 
 from .ablation import tune_up_from
 from .data import Task, default_data_root, make_task
-from .device import resolve_device, seed_everything
+from .device import check_seed, resolve_device, seed_everything
 from .errors import PDDLiteError
+from .files import setting_from_environment
 from .pdd import PDD
 from .profiles import Profile, get_profile
 
@@ -61,20 +63,34 @@ class NotebookSetup:
 
 def notebook_profile(device: torch.device, profile: str | Profile | None = None) -> Profile:
     """``profile`` if given, else ``$PDDLITE_PROFILE``, else ``colab`` on a GPU and ``quick`` on a CPU."""
-    if profile is not None:
-        return get_profile(profile)
-    return get_profile(os.environ.get("PDDLITE_PROFILE") or ("colab" if device.type == "cuda" else "quick"))
+    if profile is not None or setting_from_environment("PDDLITE_PROFILE") is not None:
+        return get_profile(profile)  # the variable's value is checked, and named when wrong, there
+    return get_profile("colab" if device.type == "cuda" else "quick")
+
+
+def _folder_from_environment(variable: str, default: str) -> Path:
+    """``$variable`` (empty: unset) or ``default``; one line naming the variable when it is a file."""
+    folder = Path(setting_from_environment(variable) or default).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise PDDLiteError(f"the environment variable {variable} is {str(folder)!r}, a file, not a folder: set it "
+                           "to a folder (or unset it)")
+    return folder
 
 
 def setup(seed: int = 0, profile: str | Profile | None = None, device: str = "auto",
           use_drive: bool = False, verbose: bool = True) -> NotebookSetup:
-    """Choose the device and profile, seed everything, and name the folders; print what was chosen."""
+    """Choose the device and profile, seed everything, and name the folders; print what was chosen.
+
+    ``seed`` is a whole number from 0 to 2**62 - 1 (a string, a float or a negative number is refused).
+    """
+    seed = check_seed(seed)  # before anything is mounted or seeded
     if use_drive and "google.colab" in sys.modules:  # pragma: no cover - Colab only
         from google.colab import drive
 
         drive.mount("/content/drive")
         for variable, folder in DRIVE_FOLDERS.items():
-            os.environ.setdefault(variable, f"/content/drive/MyDrive/pddlite/{folder}")
+            if setting_from_environment(variable) is None:  # empty counts as unset here too
+                os.environ[variable] = f"/content/drive/MyDrive/pddlite/{folder}"
     dev = resolve_device(device)
     prof = notebook_profile(dev, profile)
     seed_everything(seed)
@@ -82,8 +98,8 @@ def setup(seed: int = 0, profile: str | Profile | None = None, device: str = "au
         torch.set_num_threads(1)  # tiny networks: on a small shared CPU a second thread only adds waiting
     nb = NotebookSetup(
         device=dev, profile=prof, seed=seed, data=default_data_root(),
-        checkpoints=Path(os.environ.get("PDDLITE_CHECKPOINTS", "checkpoints")) / prof.name,
-        results=Path(os.environ.get("PDDLITE_RESULTS", "results")),
+        checkpoints=_folder_from_environment("PDDLITE_CHECKPOINTS", "checkpoints") / prof.name,
+        results=_folder_from_environment("PDDLITE_RESULTS", "results"),
     )
     if verbose:
         where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU (no GPU found)"

@@ -12,16 +12,16 @@
   T4 throughput (see :data:`COLAB_STEPS`).
 * ``smoke``: seconds, for continuous integration: tiny networks, one epoch on 512 images.
 
-The profile can also come from the ``PDDLITE_PROFILE`` environment variable.
+The profile can also come from the ``PDDLITE_PROFILE`` environment variable (empty means unset).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from .data import canonical_dataset_name
 from .errors import PDDLiteError
+from .files import setting_from_environment
 
 #: Table 2 of the paper: (batch size, epochs) per method and dataset. mnist-5k uses MNIST's row.
 TABLE2: dict[str, dict[str, tuple[int, int]]] = {
@@ -125,11 +125,15 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str | Profile | None = None) -> Profile:
-    """A profile by name; ``None`` reads ``PDDLITE_PROFILE`` and falls back to ``quick``."""
+    """A profile by name; ``None`` reads ``PDDLITE_PROFILE`` (empty: unset) and falls back to ``quick``."""
     if isinstance(name, Profile):
         return name
     if name is None:
-        name = os.environ.get("PDDLITE_PROFILE", "quick")
+        chosen = setting_from_environment("PDDLITE_PROFILE")
+        if chosen is not None and chosen.lower() not in PROFILES:
+            raise PDDLiteError(f"the environment variable PDDLITE_PROFILE is {chosen!r}, not a profile; set it to one "
+                               f"of: {', '.join(PROFILES)} (or unset it)")
+        name = chosen or "quick"
     key = str(name).strip().lower()
     if key not in PROFILES:
         raise PDDLiteError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")

@@ -10,7 +10,8 @@
 * ``auprc_ablation_<dataset>.png``: AUPRC per anomaly class of PDD after pre-training alone, after
   the tune-up's adversarial steps alone, and after the whole tune-up - Figs. 9-11, isolated;
 
-and ``summary.md``: a headline table (mean and standard deviation over every class and seed per
+(a dataset name that pddlite does not know is made safe first, :func:`file_part`: nothing is
+written outside the folder) and ``summary.md``: a headline table (mean and standard deviation over every class and seed per
 method and variant), then per dataset a table of means and standard deviations per class.
 PDD rows become one series per variant (``pdd-pddlite``, ``pdd-paper``, ``pdd-reference``) and,
 from the same rows, ``...-pretrain`` and ``...-adversarial`` series. Rows of the test split and of
@@ -25,7 +26,9 @@ without pyplot: they need no display, render through Agg when saved, and show in
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS
 from .errors import PDDLiteError
-from .files import check_output_folder
+from .files import check_output_folder, write_atomically, write_text_atomically
 from .stats import mean_std
 
 #: How the baselines are named in figures and tables, in their display order (PDD's series come first).
@@ -154,15 +157,16 @@ def consistent_rows(found: Sequence[tuple[Path, dict[str, Any]]], shots: int | N
     * malformed rows (a metric that is not a number in [0, 1], a non-integer seed or class);
     * rows of another shots count than ``shots`` (default: 20 where present, else the most common);
     * of one series (profile, split, dataset, method, variant), the rows made with other settings
-      than its most recently finished row (:func:`pddlite.experiment.settings_fingerprint`; an
-      older pddlite, or a changed default): repetitions of different settings are not repetitions;
+      or in another precision than its most recently finished row
+      (:func:`pddlite.experiment.settings_fingerprint`; an older pddlite, a changed default, bf16
+      against fp32): repetitions of different settings or precisions are not repetitions;
     * of one run (series, anomaly class, seed), every row but the most recently finished one: a
       copy in a backup folder is a duplicate, not another repetition.
     """
     skipped: list[str] = []
     good: list[tuple[Path, dict[str, Any]]] = []
     for path, row in found:
-        problem = _malformed(row)
+        problem = row_problem(row)
         if problem:
             skipped.append(f"{path}: {problem}")
         else:
@@ -183,16 +187,22 @@ def consistent_rows(found: Sequence[tuple[Path, dict[str, Any]]], shots: int | N
     def finished(item: tuple[Path, dict[str, Any]]) -> str:
         return str(item[1].get("finished_at", ""))
 
-    latest_settings = {}
+    latest_settings, latest_precision = {}, {}
     for item in sorted(same_shots, key=finished):
         latest_settings[series(item[1])] = item[1].get("settings")
+        latest_precision[series(item[1])] = item[1].get("precision")
     by_run: dict[tuple, tuple[Path, dict[str, Any]]] = {}
     for item in sorted(same_shots, key=finished, reverse=True):
         path, row = item
+        name = f"{row['method']}{'-' + row['variant'] if row.get('variant') else ''}"
         if row.get("settings") != latest_settings[series(row)]:
             skipped.append(f"{path}: made with other settings ({row.get('settings') or 'unrecorded'}) than the "
-                           f"newest rows of {row['method']}{'-' + row['variant'] if row.get('variant') else ''} "
-                           f"({latest_settings[series(row)] or 'unrecorded'})")
+                           f"newest rows of {name} ({latest_settings[series(row)] or 'unrecorded'})")
+            continue
+        if row.get("precision") != latest_precision[series(row)]:
+            skipped.append(f"{path}: trained in {row.get('precision') or 'an unrecorded precision'}, the newest rows "
+                           f"of {name} in {latest_precision[series(row)] or 'an unrecorded precision'} (precisions "
+                           "are never averaged)")
             continue
         run = series(row) + (_anomaly_key(row["anomaly"]), row.get("seed", row.get("rep", 0)))
         if run in by_run:
@@ -204,7 +214,13 @@ def consistent_rows(found: Sequence[tuple[Path, dict[str, Any]]], shots: int | N
     return kept, skipped
 
 
-def _malformed(row: dict[str, Any]) -> str | None:
+def row_problem(row: dict[str, Any]) -> str | None:
+    """What keeps ``row`` from being a complete, finite result, in words; ``None`` when nothing does.
+
+    Its metrics must be numbers in [0, 1] (not NaN, not text), its class, seed and shots whole
+    numbers, and the fields that name its series names. :func:`pddlite.grid.replicate` re-runs such
+    a row; a report leaves it out.
+    """
     for key in ("auroc", "auprc", *(prefix + m for prefix in _STAGE_FIELDS.values() for m in ("auroc", "auprc"))):
         value = row.get(key)
         if key in ("auroc", "auprc") or value is not None:
@@ -449,10 +465,18 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, prof
             elif not present & set(needs):
                 continue
             fig = draw(rows, dataset)
-            path = out / f"{name}_{dataset}.png"
-            fig.savefig(path, dpi=150)
+            path = out / f"{name}_{file_part(dataset)}.png"
+            write_atomically(path, lambda fh: fig.savefig(fh, format="png", dpi=150))
             written[f"{name}_{dataset}"] = path
-    summary = out / "summary.md"
-    summary.write_text(summary_table(rows, chosen, split))
-    written["summary"] = summary
+    written["summary"] = write_text_atomically(out / "summary.md", summary_table(rows, chosen, split))
     return written
+
+
+def file_part(name: str) -> str:
+    """``name`` (a dataset, from a row) as a part of a file name inside the report's folder: a known
+    dataset as it is, anything else reduced to letters, digits, ``.``, ``_`` and ``-`` and followed
+    by a digest of the whole name, so that no row's text can name a path outside the folder."""
+    if name in DATASETS:
+        return name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60] or "dataset"
+    return f"{safe}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

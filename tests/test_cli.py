@@ -126,3 +126,39 @@ def test_ctrl_c_says_how_to_go_on_with_what_was_interrupted(capsys, monkeypatch,
         assert err.startswith("pddlite: interrupted (") and advice in err and "\n" not in err
         # only a PDD run has a --checkpoint to resume from
         assert ("--checkpoint" in err) == (argv is SMOKE)
+
+
+def test_an_empty_or_unknown_profile_variable_is_named(monkeypatch, capsys, tmp_path):
+    import pddlite.cli
+
+    monkeypatch.setattr(pddlite.cli, "run_task", lambda **kw: pytest.fail("trained with a bad profile"))
+    monkeypatch.setenv("PDDLITE_PROFILE", "nonsense")
+    assert main(["replicate", "--datasets", "mnist-5k", "--methods", "pixel-knn", "--dry-run",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "PDDLITE_PROFILE is 'nonsense', not a profile" in err and "\n" not in err
+    monkeypatch.setenv("PDDLITE_PROFILE", "")  # empty means unset: the default profile
+    assert main(["replicate", "--datasets", "mnist-5k", "--methods", "pixel-knn", "--dry-run",
+                 "--out", str(tmp_path)]) == 0
+    assert "(profile quick)" in capsys.readouterr().out
+
+
+def test_a_finished_row_whose_out_cannot_be_written_is_kept_and_named(monkeypatch, capsys, tmp_path):
+    import shutil
+
+    import pddlite.cli
+    import pddlite.files
+
+    def run_then_block(**kwargs):  # the --out folder turns into a file while the run trains
+        shutil.rmtree(tmp_path / "out")
+        (tmp_path / "out").write_text("in the way")
+        return {"split": "test", "auroc": 0.75, "auprc": 0.5, "seconds": 1.0, "device": "cpu"}
+
+    monkeypatch.setattr(pddlite.cli, "run_task", run_then_block)
+    monkeypatch.setattr(pddlite.files.tempfile, "gettempdir", lambda: str(tmp_path / "kept"))
+    (tmp_path / "kept").mkdir()
+    assert main(["run", "--method", "mcdd", "--profile", "smoke", "--out", str(tmp_path / "out" / "row.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    kept = list((tmp_path / "kept").iterdir())
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["auroc"] == 0.75
+    assert f"the result row is kept in {kept[0]}" in err and "\n" not in err

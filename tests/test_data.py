@@ -439,3 +439,40 @@ def test_anomalies_devices_and_fractions_of_the_wrong_kind_are_refused_in_one_li
     # one image a class left after the prototypes: the shots are the cause, and the message says so
     with pytest.raises(PDDLiteError, match="left after shots=399 prototypes a class rounds to none; lower shots"):
         make_validation_task("mnist-5k", anomaly=1, shots=399)
+
+
+def test_an_empty_pddlite_data_means_unset_and_a_file_is_named(monkeypatch, tmp_path):
+    from pddlite.data import default_data_root
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PDDLITE_DATA", "  ")
+    assert default_data_root() == tmp_path / "cache" / "pddlite" / "data"
+    (tmp_path / "plain").write_text("x")
+    monkeypatch.setenv("PDDLITE_DATA", str(tmp_path / "plain"))
+    with pytest.raises(PDDLiteError, match="PDDLITE_DATA is .*plain.*a file, not a folder"):
+        default_data_root()
+
+
+def test_mnist_processed_files_of_float_pixels_are_named(tmp_path):
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    labels = torch.arange(10).repeat(4)
+    for name, n in (("training.pt", 40), ("test.pt", 20)):  # torchvision's older cache, with float pixels
+        torch.save((torch.rand(n, 28, 28) * 255, labels[:n]), processed / name)
+    with pytest.raises(PDDLiteError, match=r"images read from .*processed/training.pt cannot be used \(float") as caught:
+        make_task("mnist", anomaly=1, shots=2, root=tmp_path, download=False)
+    assert "\n" not in str(caught.value)
+
+
+def test_test_images_that_are_the_training_images_are_said_in_one_warning():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8), np.repeat(np.arange(4), 10)
+    with pytest.warns(UserWarning, match="40 of the 40 test images are also training images") as caught:
+        make_task_from_arrays(x, y, anomaly=1, shots=2, test_images=x, test_labels=y)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    held_out = rng.integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_task_from_arrays(x, y, anomaly=1, shots=2, test_images=held_out, test_labels=y[:8])

@@ -36,10 +36,12 @@ def test_an_output_folder_must_be_a_writable_folder(tmp_path):
 
 
 def test_a_read_only_file_system_is_named_in_one_line(tmp_path, monkeypatch):
-    def refuse(self, data):
+    import pddlite.files
+
+    def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setattr(pddlite.files, "open", refuse, raising=False)
     with pytest.raises(PDDLiteError, match="cannot be written \\(Read-only file system\\): choose a writable"):
         check_output_folder(tmp_path / "results")
     with pytest.raises(PDDLiteError, match="--checkpoint .*cannot be written"):
@@ -111,3 +113,111 @@ def test_a_file_written_where_no_file_can_be_is_refused_in_one_line(tmp_path, mo
     with pytest.raises(PDDLiteError, match=r"row.json \(Read-only file system\): choose a writable location"):
         write_text_atomically(tmp_path / "row.json", "row\n")
     assert [p.name for p in tmp_path.iterdir()] == ["plain"]
+
+
+# --------------------------------------------------------------------------- faults mid-write and full disks
+
+
+def test_a_failing_clean_up_inside_the_error_handler_is_still_one_line(tmp_path, monkeypatch):
+    import pddlite.files
+    from pddlite.files import write_atomically
+
+    def no_space(fh):
+        fh.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def unlink_refused(self, missing_ok=False):  # the folder turned read-only mid-run
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", unlink_refused)
+    with pytest.raises(PDDLiteError, match=r"row.json \(No space left on device\)"):
+        write_atomically(tmp_path / "row.json", no_space)
+    assert not (tmp_path / "row.json").exists()
+
+
+def test_a_short_write_by_torch_save_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import io
+
+    import torch
+
+    from pddlite.files import write_atomically
+
+    target = write_text_atomically(tmp_path / "model.pt", "old\n")
+    real_write = io.BufferedWriter.write
+
+    class ShortWrites(io.BufferedWriter):  # a disk that fills up: writes stop short, then write nothing
+        def write(self, data):
+            return 0
+
+    real_open = open
+    monkeypatch.setattr("pddlite.files.open", lambda path, mode="r": ShortWrites(io.FileIO(path, mode)),
+                        raising=False)
+    with pytest.raises(PDDLiteError, match=r"cannot write .*model.pt \(No space left on device"):
+        write_atomically(target, lambda fh: torch.save({"w": torch.zeros(1000)}, fh))
+    assert real_open(target).read() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert real_write is io.BufferedWriter.write
+
+
+def test_the_early_check_fails_on_a_full_disk_where_the_write_would(tmp_path, monkeypatch):
+    import io
+
+    import pddlite.files
+
+    class FullDisk(io.FileIO):  # an empty file fits on a full disk; a byte does not
+        def write(self, data):
+            if len(data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return 0
+
+    monkeypatch.setattr(pddlite.files, "open", lambda path, mode="r": FullDisk(path, mode.replace("b", "")),
+                        raising=False)
+    with pytest.raises(PDDLiteError, match=r"--out .*row.json cannot be written \(No space left on device\)"):
+        check_output_file(tmp_path / "row.json")
+    with pytest.raises(PDDLiteError, match=r"--out .* cannot be written \(No space left on device\)"):
+        check_output_folder(tmp_path / "results")
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no test file left behind
+
+
+def test_a_long_legal_name_is_written_and_a_name_too_long_is_refused_before_any_work(tmp_path):
+    from pddlite.files import claim, claim_path, release
+
+    legal = tmp_path / ("r" * 245 + ".json")  # 250 bytes: its temporary name must not exceed 255
+    assert check_output_file(legal) == legal
+    write_text_atomically(legal, "row\n")
+    assert legal.read_text() == "row\n" and [p.name for p in tmp_path.iterdir()] == [legal.name]
+    assert claim(legal) and len(claim_path(legal).name) <= 255
+    release(legal)
+    with pytest.raises(PDDLiteError, match=r"--checkpoint .*the file name is 300 bytes, longer than the 255"):
+        check_output_file(tmp_path / ("c" * 297 + ".pt"), "--checkpoint")
+
+
+def test_a_claim_that_cannot_be_written_is_one_line_and_leaves_no_empty_claim(tmp_path, monkeypatch):
+    import os
+
+    import pddlite.files
+    from pddlite.files import claim, claim_path
+
+    target = tmp_path / "res" / "row.json"
+
+    def full_fdopen(fd, *args, **kwargs):
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pddlite.files.os, "fdopen", full_fdopen)
+    with pytest.raises(PDDLiteError, match=r"cannot write the claim .*row.json.claim \(No space left on device\)"):
+        claim(target)
+    assert not claim_path(target).exists()
+    monkeypatch.undo()
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(PDDLiteError, match=r"claim .*plain"):
+        claim(tmp_path / "plain" / "res" / "row.json")
+
+
+def test_two_outputs_that_name_one_file_are_refused_before_training(tmp_path, capsys, monkeypatch):
+    import pddlite.cli
+
+    monkeypatch.setattr(pddlite.cli, "run_task", _fail_if_called)
+    same = str(tmp_path / "x")
+    err = _one_line_error(capsys, ["run", "--profile", "smoke", "--device", "cpu", "--no-progress",
+                                   "--checkpoint", same, "--out", str(tmp_path / "." / "x")])
+    assert "--out and --checkpoint both name" in err

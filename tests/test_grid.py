@@ -375,3 +375,154 @@ def test_reps_beyond_the_seeds_and_impossible_shots_are_refused_before_any_run(t
                  "--profile", "smoke", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "shots must be an integer >= 2" in err and "\n" not in err
+
+
+# --------------------------------------------------------------------------- rows that are not results
+
+
+def _pixel_grid(out, **extra):
+    return replicate(["mnist-5k"], ["pixel-knn"], reps=1, anomalies=[1], profile="smoke", out_dir=out, device="cpu",
+                     progress=False, **extra)
+
+
+def _forge_row(out, **change):
+    path = grid_runs(["mnist-5k"], ["pixel-knn"], 1, [1])[0].path(out, "smoke")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    return path
+
+
+@pytest.mark.parametrize("change,why", [({"auroc": float("nan")}, "auroc is nan"),
+                                        ({"auprc": "0.3"}, "auprc is '0.3'"),
+                                        ({"precision": "bf16"}, "precision 'bf16' instead of 'fp32'"),
+                                        ({"data": "0123456789abcdef"}, "data '0123456789abcdef'")])
+def test_a_row_that_is_not_a_finished_result_of_this_run_is_run_again(tmp_path, change, why):
+    out = tmp_path / "results"
+    first = _pixel_grid(out)[0]
+    assert first["precision"] == "fp32" and len(first["data"]) == 16  # what identifies the run's images
+    path = _forge_row(out, **change)
+    with pytest.warns(UserWarning, match="re-running .*" + why.replace("(", r"\(").replace(".", r"\.")):
+        again = _pixel_grid(out)[0]
+    assert json.loads(path.read_text()) == again and again["auroc"] == first["auroc"]
+
+
+def test_rows_made_on_other_images_are_not_reused_for_another_data_dir(tmp_path):
+    from tests.test_data import write_mnist_like
+
+    write_mnist_like(tmp_path / "a", "MNIST", seed=0)
+    write_mnist_like(tmp_path / "b", "MNIST", seed=1)
+    kwargs = dict(datasets=["mnist"], methods=["pixel-knn"], reps=1, anomalies=[1], shots=3, profile="smoke",
+                  out_dir=tmp_path / "results", device="cpu", progress=False)
+    on_a = replicate(data_dir=tmp_path / "a", **kwargs)[0]
+    with pytest.warns(UserWarning, match="re-running .*has data"):
+        on_b = replicate(data_dir=tmp_path / "b", **kwargs)[0]
+    assert on_a["data"] != on_b["data"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same folder again: reused, nothing said
+        assert replicate(data_dir=tmp_path / "b", **kwargs)[0] == on_b
+
+
+class _Hung(BaseException):
+    """Not an OSError (TimeoutError is one, and a reader that skips unreadable files would swallow it)."""
+
+
+def _on_timeout(signum, frame):
+    raise _Hung("waited on a named pipe")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX file type")
+def test_a_named_pipe_at_a_rows_path_or_in_the_folder_is_never_waited_on(tmp_path):
+    out = tmp_path / "results"
+    path = grid_runs(["mnist-5k"], ["pixel-knn"], 1, [1])[0].path(out, "smoke")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    os.mkfifo(path.parent / "extra.json")
+    previous = signal.signal(signal.SIGALRM, _on_timeout)
+    signal.alarm(60)
+    try:
+        with pytest.warns(UserWarning, match="not a regular file"):
+            row = _pixel_grid(out)[0]
+        assert path.is_file() and json.loads(path.read_text()) == row  # the pipe replaced by the row
+        assert len(load_results(out)) == 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --------------------------------------------------------------------------- claims across hosts
+
+
+def _age(path, seconds):
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_claim_not_refreshed_is_taken_over_whatever_its_host_and_a_fresh_one_is_named(tmp_path, monkeypatch):
+    import socket
+
+    from pddlite.files import CLAIM_STALE_AFTER_S, claim_path
+
+    calls: list = []
+    monkeypatch.setitem(METHODS, "fake_h", fake_method(calls))
+    out = tmp_path / "results"
+    runs = grid_runs(["mnist-5k"], ["fake_h"], 1, [0, 1, 2])
+    colab, reused, fresh = (claim_path(r.path(out, "smoke")) for r in runs)
+    colab.parent.mkdir(parents=True)
+    # a killed worker on another machine, and a days-old claim whose process id is now a live process here
+    colab.write_text(json.dumps({"host": "colab-vm-that-went-away", "pid": 4242, "since": time.time()}))
+    reused.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "since": 0}))
+    fresh.write_text(json.dumps({"host": "another-live-machine", "pid": 4242, "since": time.time()}))
+    _age(colab, CLAIM_STALE_AFTER_S + 60)
+    _age(reused, 3 * 24 * 3600)
+    with pytest.warns(UserWarning, match=f"1 of 3 runs are still being run .*{fresh.name}.* remove the claim"):
+        rows = replicate(["mnist-5k"], ["fake_h"], reps=1, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
+                         device="cpu", progress=False)
+    assert sorted(c[0] for c in calls) == [0, 1] and len(rows) == 2
+    assert fresh.exists() and not colab.exists() and not reused.exists()
+
+
+def test_a_live_worker_refreshes_its_claim(tmp_path, monkeypatch):
+    import pddlite.files
+    from pddlite.files import claim, claim_path, release
+
+    monkeypatch.setattr(pddlite.files, "CLAIM_REFRESH_S", 0.05)
+    target = tmp_path / "row.json"
+    assert claim(target)
+    lock = claim_path(target)
+    _age(lock, 3600)
+    deadline = time.time() + 10
+    while time.time() - lock.stat().st_mtime > 60 and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        assert time.time() - lock.stat().st_mtime < 60, "the claim was not refreshed"
+    finally:
+        release(target)
+    assert not lock.exists()
+
+
+# --------------------------------------------------------------------------- nothing finished is lost
+
+
+def test_a_row_that_cannot_be_written_is_kept_and_the_error_says_where(tmp_path, monkeypatch):
+    import pddlite.files
+    import pddlite.grid
+
+    out = tmp_path / "results"
+
+    def run_then_block(*args, **kwargs):  # the folder becomes a file while the run trains
+        import shutil
+
+        shutil.rmtree(out / "smoke" / "mnist-5k")
+        (out / "smoke" / "mnist-5k").write_text("in the way")
+        return {"auroc": 0.75, "auprc": 0.5}
+
+    monkeypatch.setattr(pddlite.grid, "run_task", run_then_block)
+    monkeypatch.setattr(pddlite.files.tempfile, "gettempdir", lambda: str(tmp_path / "kept"))
+    (tmp_path / "kept").mkdir()
+    (out / "smoke" / "mnist-5k" / "pixel-knn").mkdir(parents=True)
+    with pytest.raises(PDDLiteError, match=r"cannot write .*the finished row is kept in .*kept") as caught:
+        _pixel_grid(out)
+    kept = [p for p in (tmp_path / "kept").iterdir()]
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["auroc"] == 0.75
+    assert str(kept[0]) in str(caught.value) and "\n" not in str(caught.value)

@@ -1,5 +1,7 @@
 """pddlite.notebook: the series' setup in one call, and its default task with the offline fallback."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -78,3 +80,35 @@ def test_the_series_shares_each_pdd_stage_through_one_pair_of_checkpoints(monkey
     images = task.test_images[:64]
     assert np.array_equal(tuned_again.decision_function(images), tuned.decision_function(images))
     assert np.array_equal(pretrained_again.decision_function(images), pretrained.decision_function(images))
+
+
+@pytest.mark.parametrize("seed", ["0", 1.5, 2**64, -1, True])
+def test_a_seed_that_is_not_a_whole_number_in_range_is_refused_in_one_line(seed, monkeypatch):
+    monkeypatch.setattr(notebook, "seed_everything", lambda *a, **k: pytest.fail("seeded before the check"))
+    with pytest.raises(PDDLiteError, match=r"seed must be a whole number from 0 to 2\*\*62 - 1") as caught:
+        notebook.setup(seed=seed, profile="smoke", device="cpu", verbose=False)
+    assert "\n" not in str(caught.value)
+
+
+def test_empty_variables_mean_unset_and_bad_values_name_their_variable(monkeypatch, tmp_path):
+    threads = torch.get_num_threads()
+    monkeypatch.chdir(tmp_path)
+    for variable in ("PDDLITE_PROFILE", "PDDLITE_CHECKPOINTS", "PDDLITE_RESULTS", "PDDLITE_DATA"):
+        monkeypatch.setenv(variable, "")
+    try:
+        nb = notebook.setup(device="cpu", verbose=False)
+        assert nb.profile.name == "quick"
+        assert (nb.checkpoints, nb.results) == (Path("checkpoints") / "quick", Path("results"))
+        assert nb.data.name == "data" and nb.data != Path("")
+        monkeypatch.setenv("PDDLITE_PROFILE", "nonsense")
+        with pytest.raises(PDDLiteError, match="PDDLITE_PROFILE is 'nonsense', not a profile"):
+            notebook.setup(device="cpu", verbose=False)
+        monkeypatch.setenv("PDDLITE_PROFILE", " ")
+        (tmp_path / "plain").write_text("x")
+        for variable in ("PDDLITE_CHECKPOINTS", "PDDLITE_RESULTS", "PDDLITE_DATA"):
+            monkeypatch.setenv(variable, str(tmp_path / "plain"))
+            with pytest.raises(PDDLiteError, match=f"{variable} is .*plain.*not a folder"):
+                notebook.setup(device="cpu", verbose=False)
+            monkeypatch.setenv(variable, "")
+    finally:
+        torch.set_num_threads(threads)

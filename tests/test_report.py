@@ -13,7 +13,7 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.grid import RunSpec, load_result_files, load_results, write_row
 from pddlite.report import (
-    _malformed, choose_split, collect, mean_and_std_cell, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
+    row_problem, choose_split, collect, mean_and_std_cell, figure_ablation, figure_vs_mcdd, figure_vs_unsupervised, make_report,
     series_label, summary_table,
 )
 
@@ -258,7 +258,7 @@ def test_a_pseudo_labeled_row_also_gives_eq7_on_the_prototypes_alone():
     series = collect([row], "mnist", "auprc")
     assert dict(series["pdd-pddlite"]) == {"3": [0.5]} and dict(series["pdd-pddlite-prototypes"]) == {"3": [0.3]}
     assert series_label("pdd-pddlite-prototypes") == "PDD (pddlite), Eq. 7 on the prototypes only"
-    assert "prototypes_only_auroc is 1.5" in _malformed({**row, "prototypes_only_auroc": 1.5})
+    assert "prototypes_only_auroc is 1.5" in row_problem({**row, "prototypes_only_auroc": 1.5})
 
 
 def test_one_run_shows_its_value_alone_not_a_zero_standard_deviation(tmp_path):
@@ -269,3 +269,71 @@ def test_one_run_shows_its_value_alone_not_a_zero_standard_deviation(tmp_path):
     assert "\u00b1 0.000" not in text
     first_class = [line for line in text.splitlines() if line.startswith("| 0 |")]
     assert any(f"| {value('mnist', 'pdd', 0, 0, 'auroc'):.3f} |" in line for line in first_class)
+
+
+def _mcdd_rows(folder, dataset="mnist", reps=(0, 1), **change):
+    for rep in reps:
+        row = {"dataset": dataset, "anomaly": 1, "method": "mcdd", "rep": rep, "seed": rep, "profile": "smoke",
+               "shots": 20, "split": "test", "settings": "s1", "precision": "fp32",
+               "finished_at": f"2026-01-0{rep + 1}T00:00:00+00:00", "auroc": 0.8 + 0.01 * rep, "auprc": 0.3, **change}
+        write_row(row, RunSpec("mnist", 1, "mcdd", rep).path(folder, "smoke").with_name(f"row{rep}.json"))
+
+
+@pytest.mark.parametrize("dataset", ["/../../outside/escaped", "team/mnist", "..", "a\\b:c*?.png"])
+def test_names_from_rows_never_become_paths_outside_the_report_folder(tmp_path, dataset):
+    _mcdd_rows(tmp_path / "res" / "in", dataset=dataset)
+    written = make_report(tmp_path / "res" / "in", tmp_path / "res" / "fig")
+    figures = sorted((tmp_path / "res" / "fig").iterdir())
+    assert {p.name for p in figures} == {"summary.md", written[f"auroc_vs_mcdd_{dataset}"].name}
+    assert all(p.parent == tmp_path / "res" / "fig" for p in written.values())
+    assert not list(tmp_path.glob("outside")) and not (tmp_path / "res" / "outside").exists()
+
+
+def test_the_report_never_averages_across_precisions(tmp_path, capsys):
+    _mcdd_rows(tmp_path / "res", reps=(0,), precision="fp32")
+    _mcdd_rows(tmp_path / "res", reps=(1, 2), precision="bf16")
+    make_report(tmp_path / "res", tmp_path / "fig")
+    summary = (tmp_path / "fig" / "summary.md").read_text()
+    assert summary.startswith("# Results\n\n2 runs") and "0.815" in summary  # the two bf16 rows alone
+    assert "trained in fp32, the newest rows of mcdd in bf16" in capsys.readouterr().err
+
+
+def test_shipped_rows_without_precision_or_data_still_make_a_report(tmp_path):
+    _mcdd_rows(tmp_path / "res", precision=None)
+    for path in (tmp_path / "res").rglob("*.json"):  # as older pddlite wrote them: neither field
+        path.write_text(path.read_text().replace('"precision": null,', ""))
+    make_report(tmp_path / "res", tmp_path / "fig")
+    assert (tmp_path / "fig" / "summary.md").read_text().startswith("# Results\n\n2 runs")
+
+
+def test_a_full_disk_while_drawing_is_one_line_and_leaves_no_empty_figure(tmp_path, monkeypatch):
+    import errno
+
+    import pddlite.files
+
+    _mcdd_rows(tmp_path / "res")
+    (tmp_path / "fig").mkdir()
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, path, mode="r"):
+            self.fh = real_open(path, mode)
+
+        def write(self, data):
+            if len(data) and "pddlite-write-test" not in self.fh.name:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(pddlite.files, "open", FullDisk, raising=False)
+    with pytest.raises(PDDLiteError, match=r"cannot write .*auroc_vs_mcdd_mnist.png \(No space left on device\)"):
+        make_report(tmp_path / "res", tmp_path / "fig")
+    assert list((tmp_path / "fig").iterdir()) == []
