@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from .data import canonical_dataset_name
 from .errors import PDDLiteError
+from .options import choice
 
 #: Table 2 of the paper: (batch size, epochs) per method and dataset. mnist-5k uses MNIST's row.
 TABLE2: dict[str, dict[str, tuple[int, int]]] = {
@@ -131,6 +132,4 @@ def get_profile(name: str | Profile | None = None) -> Profile:
     if name is None:
         name = os.environ.get("PDDLITE_PROFILE", "quick")
     key = str(name).strip().lower()
-    if key not in PROFILES:
-        raise PDDLiteError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
-    return PROFILES[key]
+    return PROFILES[choice("profile", key, PROFILES)]
