@@ -73,7 +73,7 @@ def keep_params(estimator: Any, given: dict[str, Any]) -> None:
             setattr(estimator, name, value)
 
 
-def _refusing_unknown_keywords(init: Any, owner: str) -> Any:
+def _refusing_unknown_keywords(init: Any) -> Any:
     params = inspect.signature(init).parameters
 
     @functools.wraps(init)  # scikit-learn reads the wrapped signature (inspect follows __wrapped__)
@@ -81,7 +81,7 @@ def _refusing_unknown_keywords(init: Any, owner: str) -> Any:
         unknown = sorted(set(kwargs) - set(params))
         if unknown:
             known = [name for name in params if name != "self"]
-            raise PDDLiteError(f"unknown {owner} option(s): {', '.join(unknown)}; known: {', '.join(known)}")
+            raise PDDLiteError(f"unknown {type(self).__name__} option(s): {', '.join(unknown)}; known: {', '.join(known)}")
         init(self, *args, **kwargs)
 
     return checked
@@ -104,7 +104,7 @@ class Detector(BaseEstimator, OutlierMixin):
         its signature stays the explicit one that scikit-learn reads."""
         super().__init_subclass__(**kwargs)
         if "__init__" in vars(cls):
-            cls.__init__ = _refusing_unknown_keywords(cls.__init__, cls.__name__)
+            cls.__init__ = _refusing_unknown_keywords(cls.__init__)
 
     def __init__(self, profile: str | Profile | None = None, device: str = "auto", seed: int = 0,
                  progress: bool = True, *, precision: str = "auto", deterministic: bool = False,

@@ -237,6 +237,7 @@ def test_the_training_cap_keeps_the_same_images_from_a_task_or_from_arrays(task)
     """One cap on training images: fit(task) and fit(images, labels) keep the same subset, and so
     does PDD (Task.subsample_train), so every detector trains on the same images."""
     model = MCDD(profile="smoke", device="cpu", progress=False, seed=3, max_train_images=100)
+    model._start_fit()  # the resolved cap and device, as fit resolves them
     images, labels, _ = model._training_data(task.train_images, task.train_labels)
     from_task, task_labels, _ = model._training_data(task, None)
     assert len(images) == 100
@@ -333,6 +334,7 @@ def _ganomaly_terms_at_init(task, adversarial):
     """(L_adv, L_con, L_enc) of one step at initialisation: width 1, 28x28, batch 64."""
     torch.manual_seed(0)
     model = GANomaly(profile="smoke", device="cpu", width=1.0, progress=False, adversarial=adversarial)
+    model._start_fit()  # the resolved width and device, as fit resolves them
     model._build((1, 28, 28), 0)
     loss_d, loss_g, adv, con, enc = model.trainer_.step(task.train_images[:64].float()).tolist()
     return adv, con, enc
@@ -351,6 +353,7 @@ def test_ganomaly_default_loss_terms_are_of_one_order_at_initialisation(task):
 
 def test_ganomaly_steps_the_generator_first_then_the_discriminator(task, monkeypatch):
     model = GANomaly(profile="smoke", device="cpu", progress=False)
+    model._start_fit()  # the resolved width and device, as fit resolves them
     model._build((1, 28, 28), 0)
     order = []
     for name, opt in model.trainer_.optimizers.items():
@@ -364,6 +367,7 @@ def test_ganomaly_resets_d_only_when_the_mean_of_its_two_terms_is_tiny(task, mon
     import pddlite.baselines.ganomaly as ganomaly
 
     model = GANomaly(profile="smoke", device="cpu", progress=False)
+    model._start_fit()  # the resolved width and device, as fit resolves them
     model._build((1, 28, 28), 0)
     # D perfect on real images only: the real term is ~0, the fake term is not, so no reset
     monkeypatch.setattr(ganomaly, "bce_real", lambda logits: 0.0 * logits.sum() + 1e-7)
