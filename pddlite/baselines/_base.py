@@ -126,7 +126,7 @@ class BaselineDetector(Detector):
         ``flops_per_second``: count each step's FLOPs and assume that rate instead of timing."""
         scratch = copy.deepcopy(self)
         scratch._start_fit()
-        with random_state_kept(self.device_):
+        with random_state_kept(scratch.device_):
             images, labels = scratch._set_up(task, None)
             stages = scratch._timed_stages(images, labels)
         return estimate_training(stages, images, flops_per_second)
