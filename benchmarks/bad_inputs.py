@@ -911,7 +911,7 @@ def pdd_option_cases() -> list[Case]:
         accepts(door, "None for the profile's epochs", p(tune_epochs=None),
                 lambda m, tmp: m.schedule("mnist-5k")["tune_epochs"] == 1, "the smoke profile's 1 epoch"),
         accepts(door, "profile spelled ' SMOKE'", lambda tmp: PDD(profile=" SMOKE", device="cpu"),
-                lambda m, tmp: m.profile_.name == "smoke", "the smoke profile"),
+                lambda m, tmp: m._resolve()["profile_"].name == "smoke", "the smoke profile"),
     ]
     if not CUDA:
         cases.append(refuses(door, "device cuda without a GPU", lambda tmp: PDD(profile="smoke", device="cuda"),

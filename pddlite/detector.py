@@ -176,7 +176,7 @@ class Detector(BaseEstimator, OutlierMixin):
         if y is None:
             if self.uses_labels == "none":
                 return None
-            raise PDDLiteError(f"{name}.fit(images, y) needs y: {LABEL_USES[self.uses_labels]}")
+            raise PDDLiteError(f"{name}.fit(images, y) needs labels y: {LABEL_USES[self.uses_labels]}")
         raw = _as_number_tensor(y, "y").flatten()
         unlabeled = raw == UNLABELED
         if self.uses_labels == "none":

@@ -91,9 +91,10 @@ def run_task(
     # the detector checks every option now, before the data is read, not after
     model = METHODS[method](profile=prof.name, **runtime.params(), **options)
     resolved = model._resolve()
+    rt = resolved["runtime_"]
     keep = method == "pdd" and resolved["config_"].keep_prototypes
     build = make_task if split == "test" else make_validation_task
-    task = build(dataset, anomaly, shots, seed, root=data_dir, device=resolved["runtime_"].device, download=download,
+    task = build(dataset, anomaly, shots, seed, root=data_dir, device=rt.device, download=download,
                  remove_prototypes=not keep)
     start = time.perf_counter()
     result = pdd_row(model, task, ablation) if method == "pdd" else model.run(task)
@@ -107,10 +108,10 @@ def run_task(
         "method": method,
         "profile": prof.name,
         "variant": result.pop("variant", None),
-        "device": str(model.device_),
-        "precision": model.precision_.name,
-        "compile": model.runtime_.compile,
-        "cuda_graphs": model.runtime_.cuda_graphs,
+        "device": str(rt.device),
+        "precision": rt.precision.name,
+        "compile": rt.compile,
+        "cuda_graphs": rt.cuda_graphs,
         "settings": fingerprint,
         "seconds": round(seconds, 2),
     }

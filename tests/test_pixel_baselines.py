@@ -85,7 +85,7 @@ def test_pixel_methods_run_as_methods_and_refuse_pdd_options():
         run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", device="cpu", variant="paper")
     with pytest.raises(PDDLiteError, match="unknown PixelKNN option.*k; known: .*chunk_size"):
         PixelKNN(k=3)
-    with pytest.raises(PDDLiteError, match="needs y: the class of each prototype"):
+    with pytest.raises(PDDLiteError, match="needs labels y: the class of each prototype"):
         PixelKNN().fit(torch.zeros(2, 1, 28, 28))
     with pytest.raises(PDDLiteError, match="not fitted"):
         PixelCentroid().decision_function(torch.zeros(2, 1, 28, 28))
