@@ -959,12 +959,12 @@ def pdd_option_cases() -> list[Case]:
         refuses(door, "checkpoint=True", p(checkpoint=True), "checkpoint"),
         refuses(door, "width a million", p(width=1e6), "width"),
         accepts(door, "numpy values", p(tune_epochs=np.int64(2), beta=np.float32(1.0), seed=np.int64(3)),
-                lambda m, tmp: (m.config.tune_epochs, m.config.beta, m.seed) == (2, 1.0, 3), "the values as given"),
-        accepts(door, "beta 0", p(beta=0.0), lambda m, tmp: m.config.beta == 0.0, "beta 0 (no margin weight)"),
+                lambda m, tmp: (m.tune_epochs, m.beta, m.seed) == (2, 1.0, 3), "the values as given"),
+        accepts(door, "beta 0", p(beta=0.0), lambda m, tmp: m.beta == 0.0, "beta 0 (no margin weight)"),
         accepts(door, "None for the profile's epochs", p(tune_epochs=None),
                 lambda m, tmp: m.schedule("mnist-5k")["tune_epochs"] == 1, "the smoke profile's 1 epoch"),
         accepts(door, "profile spelled ' SMOKE'", lambda tmp: PDD(profile=" SMOKE", device="cpu"),
-                lambda m, tmp: m.profile.name == "smoke", "the smoke profile"),
+                lambda m, tmp: m._resolve()["profile_"].name == "smoke", "the smoke profile"),
     ]
     if not CUDA:
         cases.append(refuses(door, "device cuda without a GPU", lambda tmp: PDD(profile="smoke", device="cuda"),

@@ -61,8 +61,9 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
     seed_everything(0)
     if method == "pdd":
         model = PDD(profile=profile, device=str(device), progress=False)
+        model._start_fit()  # the resolved settings (config_) that fit would use
         sched = model.schedule(dataset)
-        g, d = make_gan(shape, model.config.width)
+        g, d = make_gan(shape, model.config_.width)
         g.apply(init_weights)
         d.apply(init_weights)
         g, d = g.to(device), d.to(device)
@@ -76,11 +77,13 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
         ]
     if method in ("egbad", "ganomaly"):
         model = {"egbad": EGBAD, "ganomaly": GANomaly}[method](profile=profile, device=str(device), progress=False)
+        model._start_fit()  # the resolved width and device, as fit has them
         model._build(shape, 0)
         sched = model.schedule(dataset, n_images)
         return [{"stage": "training", "trainer": model.trainer_, "batch": sched["batch_size"], "epochs": sched["epochs"]}]
     if method == "mcdd":
         model = MCDD(profile=profile, device=str(device), progress=False)
+        model._start_fit()  # the resolved width and device, as fit has them
         model._build(shape, NORMAL_CLASSES)
         sched = model.schedule(dataset, n_images)
         labels = torch.randint(0, NORMAL_CLASSES, (n_images,), device=device)
@@ -89,6 +92,7 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
         return [{"stage": "training", "trainer": trainer, "batch": sched["batch_size"], "epochs": sched["epochs"]}]
     if method == "deepsvdd":
         model = DeepSVDD(profile=profile, device=str(device), progress=False)
+        model._start_fit()  # the resolved width and device, as fit has them
         model._build(shape, 0)
         sched = model.schedule(dataset, n_images)
         center = torch.full((model.encoder_.rep_dim,), 0.1, device=device)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from .data import Task
 from .errors import PDDLiteError
+from .options import choice
 from .metrics import evaluate
 from .pdd import PDD, PDDConfig, Stage
 from .scoring import SCORINGS
@@ -190,7 +191,7 @@ def tuneup_curve(pretrained: PDD, task: Task, scoring: str | None = None, progre
         raise PDDLiteError(f"{', '.join(sorted(unknown))} would change the pre-training; a copy can change only: "
                            f"{', '.join(TUNE_UP_OPTIONS)}")
     model = pretrained.copy_with(checkpoint=None, progress=progress, **options)
-    scoring = scoring or model.config.scoring
+    scoring = scoring or model.config_.scoring
     rows: list[dict[str, Any]] = [{"epoch": 0, **evaluate(task.test_is_anomaly,
                                                           rescored(model, task, scoring=scoring))}]
     def after_epoch(trainer: Any) -> None:
@@ -236,15 +237,14 @@ def sweep(
     value that gives exactly its configuration (and the unchanged task) reuses it instead of
     tuning again.
     """
-    if param not in TUNE_UP_OPTIONS and param not in TASK_PARAMETERS:
-        raise PDDLiteError(f"cannot sweep {param!r}; choose one of: {', '.join(TUNE_UP_OPTIONS + TASK_PARAMETERS)}")
+    choice("parameter to sweep", param, TUNE_UP_OPTIONS + TASK_PARAMETERS)
     if param in options:
         raise PDDLiteError(f"{param!r} is swept: do not also pass it as a fixed option")
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     rows: list[dict[str, Any]] = []
-    bandwidth = options.get("bandwidth", pretrained.config.bandwidth)
+    bandwidth = options.get("bandwidth", pretrained.config_.bandwidth)
     if param == "bandwidth":
-        if base is not None and not options and base.config == pretrained.config and base.stage_ is Stage.DONE:
+        if base is not None and not options and base.config_ == pretrained.config_ and base.stage_ is Stage.DONE:
             tuned = base
         else:
             ckpt = None if folder is None else folder / _ckpt_name("bandwidth-base", "", options)
@@ -265,7 +265,7 @@ def sweep(
             unchanged_task = (param not in TASK_PARAMETERS or (param == "shots" and int(value) == task.shots)
                               or (param == "wrong_labels" and float(value) == 0.0))
             if (base is not None and unchanged_task and base.stage_ is Stage.DONE
-                    and base.config == dataclasses.replace(pretrained.config, **opts)):
+                    and base.config_ == dataclasses.replace(pretrained.config_, **opts)):
                 model = base
             else:
                 ckpt = None if folder is None else folder / _ckpt_name(

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from .device import check_seed, resolve_device
 from .errors import PDDLiteError
 from .files import setting_from_environment
+from .options import choice
 
 #: Datasets that :func:`make_task` knows, with their class names.
 DATASETS: dict[str, tuple[str, ...]] = {
@@ -370,9 +371,7 @@ def canonical_dataset_name(name: str) -> str:
     key = str(name).lower().replace("_", "-")
     key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
            "mnist5k": "mnist-5k"}.get(key, key)
-    if key not in DATASETS:
-        raise PDDLiteError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    return key
+    return choice("dataset", key, DATASETS)
 
 
 def load_dataset(

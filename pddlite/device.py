@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import PDDLiteError
+from .options import choice
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -129,8 +130,7 @@ def choose_precision(
     if isinstance(requested, Precision):
         return requested
     name = str(requested).strip().lower()
-    if name not in PRECISIONS:
-        raise PDDLiteError(f"unknown precision {requested!r}; choose one of: {', '.join(PRECISIONS)}")
+    choice("precision", name, PRECISIONS)
     device = torch.device(device)
     if name == "auto":
         if device.type != "cuda":

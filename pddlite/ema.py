@@ -14,6 +14,8 @@ import copy
 import torch
 from torch import nn
 
+from .options import number
+
 
 class WeightAverage(nn.Module):
     """Holds ``average``, a copy of ``module`` whose weights follow an exponential moving average.
@@ -26,9 +28,7 @@ class WeightAverage(nn.Module):
 
     def __init__(self, module: nn.Module, decay: float = 0.95):
         super().__init__()
-        if not 0.0 < float(decay) < 1.0:
-            raise ValueError(f"decay must lie in (0, 1), got {decay!r}")
-        self.decay = float(decay)
+        self.decay = number("decay", decay, 0.0, 1.0, low_open=True, high_open=True)
         self.average = copy.deepcopy(module).eval()
         for p in self.average.parameters():
             p.requires_grad_(False)

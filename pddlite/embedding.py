@@ -31,6 +31,7 @@ from torch import nn
 
 from .device import autocast
 from .errors import PDDLiteError
+from .options import choice
 from .modes import network_mode
 
 NORMALIZATIONS = ("center-l2", "l2", "none")
@@ -38,14 +39,12 @@ NORMALIZATIONS = ("center-l2", "l2", "none")
 
 def normalize(features: torch.Tensor, how: str = "center-l2", center: torch.Tensor | None = None) -> torch.Tensor:
     """Normalise raw embeddings: ``"center-l2"`` (needs ``center``), ``"l2"`` or ``"none"``."""
-    if how == "none":
+    if choice("embedding normalisation", how, NORMALIZATIONS) == "none":
         return features
     if how == "center-l2":
         if center is None:
             raise PDDLiteError("center-l2 normalisation needs the centre (the prototypes' mean raw feature)")
         features = features - center
-    elif how != "l2":
-        raise PDDLiteError(f"unknown embedding normalisation {how!r}; choose one of {NORMALIZATIONS}")
     return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 

@@ -13,20 +13,23 @@ split that is scored.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import inspect
 import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .data import make_task, make_validation_task
-from .device import choose_precision, resolve_device
+from .data import Task, make_task, make_validation_task
+from .errors import PDDLiteError
 from .methods import METHODS
-from .options import flag
-from .pdd import PDDConfig
-from .variants import DEFAULT_VARIANT
+from .metrics import evaluate
+from .options import choice
+from .pdd import CONFIG_PARAMS, PDD, STAGES, PDDConfig, Stage
 from .profiles import Profile, get_profile
+from .runtime import RUNTIME_OPTIONS, Runtime
+from .timing import announce
+from .variants import DEFAULT_VARIANT
 
 #: where a run is scored: the official test split, or the validation task built from training data
 SPLITS = ("test", "validation")
@@ -47,6 +50,7 @@ def run_task(
     precision: str = "auto",
     deterministic: bool = False,
     compile: bool = False,
+    where_honoured: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Build the task, train ``method`` on it, and return its result row (see module docstring).
@@ -61,25 +65,37 @@ def run_task(
     ``split="validation"`` trains and scores on the validation task of the same dataset, class,
     shots and seed (:func:`pddlite.make_validation_task`): where settings are chosen.
 
+    A method that cannot honour a run-time option (:attr:`pddlite.detector.Detector.unsupported_runtime`:
+    the pixel checks train nothing, the baselines replay no CUDA graphs) refuses it in one line;
+    with ``where_honoured`` (a grid of many methods) it runs with that option at its default instead.
+
     ``options`` go to the method's runner (for PDD: ``variant``, ``checkpoint``, ``ablation`` and
     any :class:`pddlite.PDDConfig` field). The trained model is returned under the key ``model``
     (not JSON: drop it before writing the row).
     """
-    from .errors import PDDLiteError
-
-    if method not in METHODS:
-        raise PDDLiteError(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))}")
-    if split not in SPLITS:
-        raise PDDLiteError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    compile = flag("compile", compile)  # before the data is read, not after
+    choice("method", method, sorted(METHODS))
+    choice("split", split, SPLITS)
+    fingerprint = settings_fingerprint(method, profile, **options)  # as asked, before options are taken apart
+    runtime = Runtime(device=device, seed=seed, progress=progress, precision=precision, deterministic=deterministic,
+                      compile=compile, cuda_graphs=options.pop("cuda_graphs", False))
+    if where_honoured:
+        runtime = runtime.without(METHODS[method].unsupported_runtime)
+    ablation = options.pop("ablation", True) if method == "pdd" else True
+    known = [name for name in inspect.signature(METHODS[method]).parameters if name not in RUNTIME_OPTIONS]
+    unknown = sorted(set(options) - set(known))
+    if "variant" in unknown:
+        raise PDDLiteError(f"{method} has no variant {options['variant']!r}; variants belong to PDD (drop --variant)")
+    if unknown:
+        raise PDDLiteError(f"{method} has no option(s) {', '.join(unknown)}; its options: {', '.join(known)}")
     prof = get_profile(profile)
-    dev = resolve_device(device)
-    precision = choose_precision(dev, precision).name
-    task = build_task(dataset, anomaly, shots, seed, method, prof, split, data_dir, dev, download,
-                      options.get("variant", DEFAULT_VARIANT))
+    # the detector checks every option now, before the data is read, not after
+    model = METHODS[method](profile=prof.name, **runtime.params(), **options)
+    resolved = model._resolve()
+    rt = resolved["runtime_"]
+    task = build_task(dataset, anomaly, shots, seed, method, prof, split, data_dir, rt.device, download,
+                      keep_prototypes=method == "pdd" and resolved["config_"].keep_prototypes)
     start = time.perf_counter()
-    result = METHODS[method].run(task, prof.name, seed, str(dev), progress=progress, precision=precision,
-                                 deterministic=deterministic, compile=compile, **options)
+    result = pdd_row(model, task, ablation) if method == "pdd" else model.run(task)
     seconds = time.perf_counter() - start
     row: dict[str, Any] = {
         "dataset": task.dataset,
@@ -90,11 +106,11 @@ def run_task(
         "method": method,
         "profile": prof.name,
         "variant": result.pop("variant", None),
-        "device": str(dev),
-        "precision": precision,
-        "compile": bool(compile),
-        "cuda_graphs": bool(options.get("cuda_graphs", False)),
-        "settings": settings_fingerprint(method, prof, **options),
+        "device": str(rt.device),
+        "precision": rt.precision.name,
+        "compile": rt.compile,
+        "cuda_graphs": rt.cuda_graphs,
+        "settings": fingerprint,
         "data": task.identity()["data"],  # which images: a row of other data is never taken for this one
         "seconds": round(seconds, 2),
     }
@@ -104,17 +120,66 @@ def run_task(
 
 def build_task(dataset: str, anomaly: int | Sequence[int], shots: int, seed: int, method: str, profile: Profile,
                split: str = "test", data_dir: str | Path | None = None, device: Any = None, download: bool = True,
-               variant: str = DEFAULT_VARIANT):
+               variant: str = DEFAULT_VARIANT, keep_prototypes: bool | None = None):
     """The task :func:`run_task` trains ``method`` on: the test or validation task, with the
-    prototypes kept in the unlabeled set where PDD's variant keeps them."""
-    keep = method == "pdd" and PDDConfig.for_variant(variant, profile).keep_prototypes
+    prototypes kept in the unlabeled set where PDD keeps them (``keep_prototypes``; ``None``: as
+    ``variant`` does)."""
+    keep = keep_prototypes if keep_prototypes is not None else (
+        method == "pdd" and PDDConfig.for_variant(variant, profile).keep_prototypes)
     build = make_task if split == "test" else make_validation_task
     return build(dataset, anomaly, shots, seed, root=data_dir, device=device, download=download,
                  remove_prototypes=not keep)
 
 
-#: options that say where a run keeps its files or how it reports, not what it computes
-_NOT_SETTINGS = frozenset({"checkpoint", "pretrain_cache", "progress", "cuda_graphs"})  # where or how fast, not what
+def pdd_row(model: PDD, task: Task, ablation: bool = True) -> dict[str, Any]:
+    """PDD's part of a result row: metrics after pre-training alone, after the adversarial steps
+    alone, and after the tune-up (the isolated ablation of Figs. 9-11), with ``model`` (a
+    :class:`~pddlite.PDD`, not fitted yet) trained on ``task``.
+
+    With the sample notebook's transductive scoring (``scoring="umap"``) the row also gives the
+    same model scored inductively (UMAP fitted on the unlabeled training embeddings) as
+    ``inductive_auroc`` / ``inductive_auprc``, and says ``transductive: true``. With
+    ``scoring="kde-pseudo"`` it also gives the tuned model under Eq. 7 on the prototypes alone
+    (``prototypes_only_auroc`` / ``prototypes_only_auprc``): what the unlabeled images add.
+    ``ablation=False`` skips the adversarial-only control (it costs one more tune-up). The control
+    is tuned from the pre-trained networks, both of them: after a resumed checkpoint too, whose
+    file keeps them (one of format pddlite-pdd-2, which keeps the discriminator alone, is refused
+    for the control in one line). With ``progress``, the estimated training time is printed first.
+    """
+    if model.progress:
+        announce(model.training_estimate(task, ablation=ablation))
+
+    def metrics(scored: PDD) -> dict[str, float]:
+        return evaluate(task.test_is_anomaly, scored.decision_function(task.test_images))
+
+    model.pretrain(task)
+    # a resumed checkpoint may already be past pre-training: score the stored pre-trained state
+    pretrained = model if model.stage_ is Stage.PRETRAINED else model.pretrained_model(task)
+    row: dict[str, Any] = {"variant": model.variant}
+    before = metrics(pretrained)
+    row.update(pretrain_auroc=before["auroc"], pretrain_auprc=before["auprc"])
+    if ablation:
+        control_checkpoint = None if model.checkpoint is None else Path(str(model.checkpoint) + ".adversarial-only")
+        adv = metrics(pretrained.copy_with(margin_steps=False, checkpoint=control_checkpoint).tune_up(task))
+        row.update(adversarial_only_auroc=adv["auroc"], adversarial_only_auprc=adv["auprc"])
+    model.tune_up(task)
+    after = metrics(model)
+    row.update(auroc=after["auroc"], auprc=after["auprc"])
+    row.update(model.schedule_)  # the epochs, batch sizes and optimiser steps both stages ran
+    if model.config_.scoring == "umap":
+        # transductive scoring (fitted on the scored set): report the inductive version beside it
+        ind = metrics(model.copy_with(scoring="umap-inductive", progress=False).fit_scorer(task))
+        row.update(transductive=True, inductive_auroc=ind["auroc"], inductive_auprc=ind["auprc"])
+    if model.config_.scoring == "kde-pseudo":
+        # the same tuned model under Eq. 7 on the prototypes alone: what the unlabeled images add
+        only = metrics(model.copy_with(scoring="kde", progress=False).fit_scorer(task))
+        row.update(prototypes_only_auroc=only["auroc"], prototypes_only_auprc=only["auprc"])
+    row["model"] = model
+    return row
+
+
+#: options that say where a run keeps its files or how it computes, not what it computes
+_NOT_SETTINGS = frozenset({*RUNTIME_OPTIONS, "checkpoint", "pretrain_cache"})
 
 
 def settings_fingerprint(method: str, profile: str | Profile | None = None, **options: Any) -> str:
@@ -136,8 +201,7 @@ def settings_fingerprint(method: str, profile: str | Profile | None = None, **op
         "options": {k: v for k, v in options.items() if k not in _NOT_SETTINGS},
     }
     if method == "pdd":
-        fields = {f.name for f in dataclasses.fields(PDDConfig)}
         config = PDDConfig.for_variant(options.get("variant", DEFAULT_VARIANT), prof,
-                                       **{k: v for k, v in options.items() if k in fields and k != "variant"})
-        what["config"] = dataclasses.asdict(config)
+                                       **{k: v for k, v in options.items() if k in CONFIG_PARAMS})
+        what["config"] = config.reads(*STAGES)  # every field, whichever stage reads it
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -50,7 +50,7 @@ from .experiment import build_task, run_task, settings_fingerprint
 from .files import (CLAIM_STALE_AFTER_S, check_output_folder, claim, claim_path, read_regular_text, release,
                     write_or_keep, write_text_atomically)
 from .methods import METHODS
-from .options import flag
+from .options import choice, flag
 from .profiles import get_profile
 from .variants import DEFAULT_VARIANT, variant_options
 
@@ -97,8 +97,7 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
     known = sorted(METHODS)
     out = []
     for m in methods:
-        if m not in known:
-            raise PDDLiteError(f"unknown method {m!r}; choose from: {', '.join(known)}")
+        choice("method", m, known)
         if m not in out:
             out.append(m)
     if not out:
@@ -487,7 +486,8 @@ def _run(run: RunSpec, profile: str, out: Path, shots: int, split: str, device: 
                                               "cuda_graphs": cuda_graphs}
     row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=profile,
                    method=run.method, device=device, data_dir=data_dir, progress=run_progress,
-                   split=split, precision=precision, deterministic=deterministic, compile=compile, **options)
+                   split=split, precision=precision, deterministic=deterministic, compile=compile,
+                   where_honoured=True, **options)
     row.pop("model", None)
     row.update({
         "rep": run.rep,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .embedding import normalize
-from .errors import PDDLiteError
+from .options import choice
 from .gan import adam
 from .losses import PairIndex, margin_loss, pair_indices, reference_inter_loss, reference_intra_loss
 from .modes import network_mode
@@ -96,8 +96,6 @@ MARGIN_TERMS: dict[str, type[MarginTerms]] = {"eq56": Eq56Terms, "reference": No
 def margin_terms(name: str, beta: float = 3.0, q_intra: float = 0.5, q_inter: float = 0.25,
                  normalization: str = "center-l2") -> MarginTerms:
     """The strategy ``name`` names; Eqs. 5-6 take the quantiles, beta and the normalisation."""
-    if name not in MARGIN_TERMS:
-        raise PDDLiteError(f"unknown margin terms {name!r}; choose 'eq56' (Eqs. 5-6) or 'reference'")
-    if name == "eq56":
+    if choice("margin terms", name, MARGIN_TERMS) == "eq56":
         return Eq56Terms(beta, q_intra, q_inter, normalization)
     return NotebookTerms()

@@ -1,7 +1,8 @@
 """Every method that ``pddlite run --method`` and the grid know: one table of detectors, written out below.
 
-Each is a :class:`pddlite.detector.Detector`; :func:`pddlite.experiment.run_task` calls its
-:meth:`~pddlite.detector.Detector.run` on one task and turns the metrics into a result row.
+Each is a :class:`pddlite.detector.Detector`; :func:`pddlite.experiment.run_task` builds one with
+the run's options, calls its :meth:`~pddlite.detector.Detector.run` on one task (PDD:
+:func:`pddlite.experiment.pdd_row`, with the ablation) and turns the metrics into a result row.
 Adding a baseline is one file in :mod:`pddlite.baselines` and one line here.
 """
 

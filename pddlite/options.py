@@ -12,7 +12,7 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -74,3 +74,11 @@ def file_path(name: str, value: Any, *, optional: bool = True) -> Path | None:
         return Path(value)
     raise PDDLiteError(f"{name} must be a file path (a string or pathlib.Path){' or None' if optional else ''}, "
                        f"got {value!r}")
+
+
+def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
+    """One of the names in ``allowed`` (a string, compared exactly)."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        raise PDDLiteError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+    return value

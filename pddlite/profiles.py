@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from .data import canonical_dataset_name
 from .errors import PDDLiteError
 from .files import setting_from_environment
+from .options import choice
 
 #: Table 2 of the paper: (batch size, epochs) per method and dataset. mnist-5k uses MNIST's row.
 TABLE2: dict[str, dict[str, tuple[int, int]]] = {
@@ -135,6 +136,4 @@ def get_profile(name: str | Profile | None = None) -> Profile:
                                f"of: {', '.join(PROFILES)} (or unset it)")
         name = chosen or "quick"
     key = str(name).strip().lower()
-    if key not in PROFILES:
-        raise PDDLiteError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
-    return PROFILES[key]
+    return PROFILES[choice("profile", key, PROFILES)]

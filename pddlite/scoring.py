@@ -32,6 +32,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import torch
 
+from . import options
 from .errors import PDDLiteError
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -77,10 +78,8 @@ class PrototypeKDE:
     """
 
     def __init__(self, bandwidth: float = 10.0, chunk_size: int = 2048):
-        if not (isinstance(bandwidth, (int, float)) and bandwidth > 0 and math.isfinite(bandwidth)):
-            raise PDDLiteError(f"bandwidth must be a positive number, got {bandwidth!r}")
-        self.bandwidth = float(bandwidth)
-        self.chunk_size = int(chunk_size)
+        self.bandwidth = options.positive("bandwidth", bandwidth)
+        self.chunk_size = options.whole("chunk_size", chunk_size)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, z_proto: np.ndarray | torch.Tensor, y_proto: np.ndarray | torch.Tensor,
@@ -113,11 +112,12 @@ class PrototypeKDE:
             raise PDDLiteError("this PrototypeKDE is not fitted yet: call fit(z_proto, y_proto) first")
 
     # ------------------------------------------------------------------ densities
-    def log_density(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def log_density(self, z: np.ndarray | torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
         """log D^(n)(z) for every class n (columns in sorted class order), the full Gaussian KDE.
 
         Equals scikit-learn's ``KernelDensity(kernel="gaussian", bandwidth=w).score_samples``
-        fitted on class n's prototypes.
+        fitted on class n's prototypes. ``held[i]`` (where >= 0) is the prototype that point i
+        itself is: its own kernel is left out of its density, as a new point's would have none.
         """
         self._check_fitted()
         z = _as_float64(z, "embeddings").to(self.prototypes_.device)
@@ -131,18 +131,23 @@ class PrototypeKDE:
         counts = self._member.sum(1).to(torch.float64)
         log_norm = counts.log() + 0.5 * d * math.log(2 * math.pi * self.bandwidth**2)
         out = []
-        for part in z.split(self.chunk_size):
-            part = part - centre
+        for start in range(0, len(z), self.chunk_size):
+            part = z[start:start + self.chunk_size] - centre
             d2 = ((part * part).sum(1)[:, None] + p_sq[None, :] - 2.0 * part @ p.T).clamp_min(0.0)
             e = -d2 / (2.0 * self.bandwidth**2)  # N x P
+            if held is not None:
+                own = held[start:start + self.chunk_size].to(e.device)
+                rows = torch.nonzero(own >= 0).flatten()
+                e[rows, own[rows]] = float("-inf")
             # one log-sum-exp per class over its own columns: memory N x P, whatever the classes
             log_d = torch.stack([torch.logsumexp(e[:, cols], dim=1) for cols in self._columns], dim=1)
             out.append(log_d - log_norm[None, :])
         return torch.cat(out)
 
-    def _log_ratios(self, z: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _log_ratios(self, z: np.ndarray | torch.Tensor,
+                    held: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(l - l_max, -expm1(l_min - l_max)) per point and class: the pieces of a_n."""
-        delta = self.log_density(z) - self.log_dmax_[None, :]
+        delta = self.log_density(z, held) - self.log_dmax_[None, :]
         gap = self.log_dmin_ - self.log_dmax_
         scale = -torch.expm1(gap)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # D_max == D_min: divide by D_max
@@ -169,8 +174,10 @@ class PrototypeKDE:
         a_max = self.scaled_density(z).max(dim=1).values
         return torch.exp(-a_max).clamp(max=_FLOAT64_MAX)
 
-    def rank_score(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def rank_score(self, z: np.ndarray | torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
         """-asinh(max_n a_n(x)): finite for every finite input, and strictly increasing in A(x).
+
+        ``held``: see :meth:`log_density` (the scores of points the KDE holds, each without its own kernel).
 
         A strictly increasing transform of A(x) gives the same AUROC and AUPRC. asinh is odd and
         increasing, so it keeps the ordering of a_n across classes too; for large a it equals
@@ -185,7 +192,7 @@ class PrototypeKDE:
         (classes whose floors agree to 1e-12 count as one floor: the highest density among them).
         Off the floor the value is -asinh(max_n a_n) itself.
         """
-        delta, scale = self._log_ratios(z)
+        delta, scale = self._log_ratios(z, held)
         direct = torch.asinh(torch.expm1(delta.clamp(max=_LARGE)) / scale[None, :])
         # large a: asinh(a) = log(2a) = log 2 + delta + log1p(-exp(-delta)) - log(scale)
         large = math.log(2.0) + delta + torch.log1p(-torch.exp(-delta.clamp(min=_LARGE))) - torch.log(scale)[None, :]
@@ -383,8 +390,7 @@ def make_scorer(
     unlabeled training images; it is called only by the scorings that use them. Every scoring but
     ``"umap"`` is inductive: once fitted, an image's score does not depend on the others scored.
     """
-    if scoring not in SCORINGS:
-        raise PDDLiteError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORINGS)}")
+    options.choice("scoring", scoring, SCORINGS)
     if scoring in ("kde", "kde-pseudo"):
         w = bandwidth * (median_intra_class_distance(z_proto, y_proto) if bandwidth_unit == "intra-median" else 1.0)
         if scoring == "kde":
@@ -399,6 +405,15 @@ def make_scorer(
         return PrototypeKDE(w).fit(torch.cat([torch.as_tensor(z_proto).to(z_train), z_train]),
                                    torch.cat([torch.as_tensor(y_proto).to(y_train), y_train]))
     return UMAPKDE(bandwidth, transductive=False, random_state=random_state).fit(z_proto, y_proto, z_train)
+
+
+def training_scores(scorer: "PrototypeKDE | UMAPKDE", z_train: torch.Tensor, held_from: int | None = None) -> torch.Tensor:
+    """The rank scores of the embedded unlabeled training images, each as a new image of its kind
+    would be scored. ``held_from``: where a :class:`PrototypeKDE` holds them as kernels (``"kde-pseudo"``
+    puts them after the prototypes, from that index on), each image's own kernel is left out."""
+    if held_from is None:
+        return scorer.rank_score(z_train)
+    return scorer.rank_score(z_train, held=held_from + torch.arange(len(z_train)))
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from torch import nn
 
 from .embedding import normalize
 from .errors import PDDLiteError
+from .options import choice
 from .losses import (_quantile, diameter_loss, inter_class_loss, intra_class_loss, margin_loss, pair_masks,
                      pairwise_distances)
 from .modes import network_mode
@@ -43,7 +44,7 @@ LOSSES: dict[str, str] = {
 def loss_function(name: str, beta: float = 3.0, q_intra: float = 0.5, q_inter: float = 0.25
                   ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss ``name`` (a key of :data:`LOSSES`) as a function of (embeddings, labels)."""
-    if name == "margin":
+    if choice("toy loss", name, LOSSES) == "margin":
         return lambda z, y: margin_loss(z, y, beta, q_intra, q_inter)
     if name == "intra":
         return lambda z, y: intra_class_loss(z, y, q_intra)
@@ -51,9 +52,7 @@ def loss_function(name: str, beta: float = 3.0, q_intra: float = 0.5, q_inter: f
         return lambda z, y: inter_class_loss(z, y, q_inter)
     if name == "diameter":
         return diameter_loss
-    if name == "margin_eq4":
-        return lambda z, y: diameter_loss(z, y) + beta * inter_class_loss(z, y, q_inter)
-    raise PDDLiteError(f"unknown toy loss {name!r}; choose one of: {', '.join(LOSSES)}")
+    return lambda z, y: diameter_loss(z, y) + beta * inter_class_loss(z, y, q_inter)  # "margin_eq4"
 
 
 def separation(z: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

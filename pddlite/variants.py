@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import PDDLiteError
+from .options import choice
 
 #: variant name -> the PDDConfig fields it sets (every other field keeps its dataclass default).
 #: Every variant sets the same fields, so two variants differ exactly where their entries do.
@@ -54,9 +54,7 @@ DEFAULT_VARIANT = "pddlite"
 
 def variant_options(name: str) -> dict[str, Any]:
     """The fields of variant ``name`` (a copy), or a one-line error naming the known variants."""
-    if name not in VARIANTS:
-        raise PDDLiteError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}")
-    return dict(VARIANTS[name])
+    return dict(VARIANTS[choice("variant", name, VARIANTS)])
 
 
 def differences(a: str, b: str) -> dict[str, tuple[Any, Any]]:

@@ -74,8 +74,8 @@ def test_prototypes_are_nested_across_shots():
 def test_tune_up_from_leaves_the_pretrained_model_alone(pretrained, task):
     before = {k: v.clone() for k, v in pretrained.discriminator_.state_dict().items()}
     tuned = ablation.tune_up_from(pretrained, task, beta=0.0)
-    assert tuned is not pretrained and tuned.stage_ == "done" and tuned.config.beta == 0.0
-    assert pretrained.stage_ == "pretrained" and pretrained.config.beta == 3.0
+    assert tuned is not pretrained and tuned.stage_ == "done" and tuned.config_.beta == 0.0
+    assert pretrained.stage_ == "pretrained" and pretrained.config_.beta == 3.0
     for k, v in pretrained.discriminator_.state_dict().items():
         assert torch.equal(v, before[k])
     assert np.isfinite(tuned.decision_function(task.test_images)).all()
@@ -141,7 +141,7 @@ def test_rescored_gives_the_scores_and_may_reread_raw_features(pretrained, task)
     raw = ablation.rescored(tuned, task, normalization="none")
     want = tuned.copy_with(normalization="none").fit_scorer(task).decision_function(task.test_images)
     np.testing.assert_allclose(raw, want)
-    assert tuned.config.normalization == "center-l2"  # the model itself is untouched
+    assert tuned.config_.normalization == "center-l2"  # the model itself is untouched
     with pytest.raises(PDDLiteError, match="only the scoring"):
         ablation.rescored(tuned, task, beta=1.0)
     with pytest.raises(PDDLiteError):
@@ -161,7 +161,7 @@ def test_tuneup_curve_scores_every_epoch_and_ends_at_the_tuned_model(pretrained,
 
 def test_tuneup_curve_adversarial_only_control_and_refusals(pretrained, task):
     control, rows = ablation.tuneup_curve(pretrained, task, margin_steps=False)
-    assert control.config.margin_steps is False and len(rows) == 2
+    assert control.config_.margin_steps is False and len(rows) == 2
     assert all(r["loss_margin"] == 0.0 for r in control.history_["tuneup"])
     with pytest.raises(PDDLiteError, match="pre-training"):
         ablation.tuneup_curve(pretrained, task, width=0.5)
@@ -194,7 +194,7 @@ def test_sweep_reuses_base_for_the_default_value(pretrained, task, monkeypatch):
     rows = ablation.sweep(pretrained, task, "q_intra", [0.5], base=base, progress=False)
     want = evaluate(task.test_is_anomaly, base.decision_function(task.test_images))
     assert rows[0]["auroc"] == pytest.approx(want["auroc"])
-    rows = ablation.sweep(pretrained, task, "bandwidth", [1.0, pretrained.config.bandwidth], base=base, progress=False)
+    rows = ablation.sweep(pretrained, task, "bandwidth", [1.0, pretrained.config_.bandwidth], base=base, progress=False)
     assert rows[1]["auroc"] == pytest.approx(want["auroc"])
     ablation.sweep(pretrained, task, "shots", [10], base=base, progress=False)
     ablation.sweep(pretrained, task, "wrong_labels", [0.0], base=base, progress=False)
@@ -268,7 +268,7 @@ def test_variant_steps_rescores_when_only_the_scoring_changes(monkeypatch):
     calls = []
 
     def fake_rescore(model, task, bandwidth=None, scoring="kde", **options):
-        calls.append((model.config.normalization, scoring, task.shots))
+        calls.append((model.config_.normalization, scoring, task.shots))
         return {"auroc": 0.5, "auprc": 0.1}
 
     monkeypatch.setattr(ablation, "rescore", fake_rescore)

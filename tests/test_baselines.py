@@ -46,7 +46,7 @@ def test_each_baseline_runs_on_a_smoke_task(method):
         assert 0.0 <= row[metric] <= 1.0 and math.isfinite(row[metric])
     # the smoke profile: one epoch on at most 512 images, batches of 64, 1/8-width networks
     assert model.schedule_["epochs"] == 1 and model.schedule_["batch_size"] == 64
-    assert model.width == 0.125
+    assert model.width_ == 0.125
     assert len(model.history_["svdd"] if method == "deepsvdd" else model.history_) == 1
 
 
@@ -108,7 +108,7 @@ def test_table2_schedules_at_paper_settings():
     assert GANomaly(profile=paper, device="cpu").schedule("cifar10") == {"batch_size": 300, "epochs": 40}
     assert MCDD(profile=paper, device="cpu").schedule("fashion-mnist") == {"batch_size": 150, "epochs": 40}
     assert MCDD(profile=paper, device="cpu").schedule("cifar10") == {"batch_size": 200, "epochs": 80}
-    assert EGBAD(profile=paper, device="cpu").width == 1.0
+    assert EGBAD(profile=paper, device="cpu")._resolve()["width_"] == 1.0
     quick = get_profile("quick")
     assert EGBAD(profile=quick, device="cpu").schedule("mnist") == {"batch_size": 100, "epochs": quick.schedule("egbad", "mnist")[1]}
     assert MCDD(profile=paper, device="cpu", epochs=3, batch_size=7).schedule("mnist") == {"batch_size": 7, "epochs": 3}
@@ -210,7 +210,8 @@ def test_unknown_options_and_bad_values_are_refused():
         DeepSVDD(profile="smoke", device="cpu", rep_dim=0)
     # NumPy numbers are numbers
     model = MCDD(profile="smoke", device="cpu", epochs=np.int64(2), lr=np.float32(0.01), width=np.float64(0.5))
-    assert (model.epochs, model.width) == (2, 0.5) and type(model.epochs) is int
+    assert (model.epochs, model.width) == (2, 0.5)  # stored as given
+    assert model.schedule("mnist")["epochs"] == 2 and type(model.schedule("mnist")["epochs"]) is int
     with pytest.raises(PDDLiteError, match="whole class numbers"):
         MCDD(profile="smoke", device="cpu").fit(torch.zeros(8, 1, 28, 28), np.full(8, 1.5))
     with pytest.raises(PDDLiteError, match="not fitted"):
@@ -236,6 +237,7 @@ def test_the_training_cap_keeps_the_same_images_from_a_task_or_from_arrays(task)
     """One cap on training images: fit(task) and fit(images, labels) keep the same subset, and so
     does PDD (Task.subsample_train), so every detector trains on the same images."""
     model = MCDD(profile="smoke", device="cpu", progress=False, seed=3, max_train_images=100)
+    model._start_fit()  # the resolved cap and device, as fit resolves them
     images, labels, _ = model._training_data(task.train_images, task.train_labels)
     from_task, task_labels, _ = model._training_data(task, None)
     assert len(images) == 100
@@ -292,7 +294,7 @@ def test_egbad_scores_with_batchnorm_statistics_of_the_averaged_weights(task):
     # this layer of the averaged encoder
     seen = []
     handle = bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean(dim=(0, 2, 3))))
-    images = task.subsample_train(model.max_train_images, seed=model.seed).train_images.float()
+    images = task.subsample_train(model.max_train_images_, seed=model.seed).train_images.float()
     copy_ = {k: v.clone() for k, v in bn.state_dict().items()}
     with torch.no_grad():
         model.encoder_.train()
@@ -332,6 +334,7 @@ def _ganomaly_terms_at_init(task, adversarial):
     """(L_adv, L_con, L_enc) of one step at initialisation: width 1, 28x28, batch 64."""
     torch.manual_seed(0)
     model = GANomaly(profile="smoke", device="cpu", width=1.0, progress=False, adversarial=adversarial)
+    model._start_fit()  # the resolved width and device, as fit resolves them
     model._build((1, 28, 28), 0)
     loss_d, loss_g, adv, con, enc = model.trainer_.step(task.train_images[:64].float()).tolist()
     return adv, con, enc
@@ -350,6 +353,7 @@ def test_ganomaly_default_loss_terms_are_of_one_order_at_initialisation(task):
 
 def test_ganomaly_steps_the_generator_first_then_the_discriminator(task, monkeypatch):
     model = GANomaly(profile="smoke", device="cpu", progress=False)
+    model._start_fit()  # the resolved width and device, as fit resolves them
     model._build((1, 28, 28), 0)
     order = []
     for name, opt in model.trainer_.optimizers.items():
@@ -363,6 +367,7 @@ def test_ganomaly_resets_d_only_when_the_mean_of_its_two_terms_is_tiny(task, mon
     import pddlite.baselines.ganomaly as ganomaly
 
     model = GANomaly(profile="smoke", device="cpu", progress=False)
+    model._start_fit()  # the resolved width and device, as fit resolves them
     model._build((1, 28, 28), 0)
     # D perfect on real images only: the real term is ~0, the fake term is not, so no reset
     monkeypatch.setattr(ganomaly, "bce_real", lambda logits: 0.0 * logits.sum() + 1e-7)

@@ -26,7 +26,7 @@ def test_pdd_compiles_its_two_networks_once_and_a_compiled_checkpoint_loads_with
     # both stages train the same two networks: compiled when pre-training starts, not again for the tune-up
     assert eager_compile == [model.generator_, model.discriminator_]
     assert is_compiled(model.generator_) and is_compiled(model.discriminator_)
-    g, d = make_gan(task.image_shape, model.config.width)
+    g, d = make_gan(task.image_shape, model.config_.width)
     assert list(model.generator_.state_dict()) == list(g.state_dict())
     assert list(model.discriminator_.state_dict()) == list(d.state_dict())
     scores = model.decision_function(task.test_images)

@@ -27,8 +27,11 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def as_method(run):
-    """A stand-in for a detector class of METHODS: only its ``run``."""
-    return type("FakeDetector", (), {"run": staticmethod(run)})
+    """A stand-in for a detector class of METHODS: a detector whose ``run(task)`` calls ``run``."""
+    from pddlite.detector import Detector
+
+    return type("FakeDetector", (Detector,), {"run": lambda self, task: run(task, self.profile, self.seed, self.device,
+                                                                               progress=self.progress)})
 
 
 def fake_method(calls: list, fail_after: int | None = None):
@@ -90,7 +93,7 @@ def test_the_grid_scores_validation_tasks_apart(tmp_path, monkeypatch):
 
 
 def test_grid_runs_refuses_unknown_names_in_one_line():
-    with pytest.raises(PDDLiteError, match=r"unknown method 'nosuch'; choose from: .*deepsvdd, egbad, ganomaly, mcdd, pdd"):
+    with pytest.raises(PDDLiteError, match=r"unknown method 'nosuch'; choose one of: .*deepsvdd, egbad, ganomaly, mcdd, pdd"):
         grid_runs(["mnist"], ["pdd", "nosuch"], 1)
     with pytest.raises(PDDLiteError, match="unknown dataset"):
         grid_runs(["svhn"], ["pdd"], 1)
@@ -189,7 +192,8 @@ SLOW_GRID = textwrap.dedent("""
         time.sleep(0.4)
         return {"auroc": 0.5, "auprc": 0.1}
 
-    METHODS["slowfake"] = type("Slow", (), {"run": staticmethod(run)})
+    from pddlite.detector import Detector
+    METHODS["slowfake"] = type("Slow", (Detector,), {"run": lambda self, task: run(task, self.profile, self.seed, self.device)})
 
     from pddlite.grid import replicate
     replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke",
@@ -314,7 +318,8 @@ COUNTING_GRID = textwrap.dedent("""
         time.sleep(0.3)
         return {"auroc": 0.5, "auprc": 0.1}
 
-    METHODS["countfake"] = type("Counting", (), {"run": staticmethod(run)})
+    from pddlite.detector import Detector
+    METHODS["countfake"] = type("Counting", (Detector,), {"run": lambda self, task: run(task, self.profile, self.seed, self.device)})
 
     from pddlite.grid import replicate
     replicate(["mnist-5k"], ["countfake"], reps=2, anomalies=[0, 1, 2, 3], profile="smoke",

@@ -51,8 +51,8 @@ def test_save_load_round_trip(task, fitted, tmp_path):
     path = fitted.save(tmp_path / "model.pt")
     loaded = PDD.load(path, task=task, device="cpu")
     np.testing.assert_array_equal(fitted.decision_function(task.test_images), loaded.decision_function(task.test_images))
-    assert loaded.config == fitted.config
-    assert loaded.profile.name == "smoke" and loaded.stage_ is Stage.DONE and loaded.seed == 3
+    assert loaded.config_ == fitted.config_
+    assert loaded.profile_.name == "smoke" and loaded.stage_ is Stage.DONE and loaded.seed == 3
     assert loaded.schedule("mnist") == fitted.schedule("mnist")  # further training is sized as it was
     bare = PDD.load(path, device="cpu")  # the prototypes are not in the file: scoring needs the task
     with pytest.raises(PDDLiteError, match=r"loaded without its task\): call model.fit_scorer\(task\)"):
@@ -203,7 +203,7 @@ def test_reference_variant_runs(task):
     model = smoke(variant="reference", seed=0, scoring="umap-inductive").fit(ref_task)
     scores = model.decision_function(ref_task.test_images)
     assert np.isfinite(scores).all() and scores.shape == (len(ref_task.test_images),)
-    assert model.config.normalization == "none" and model.config.z_std == 0.1
+    assert model.config_.normalization == "none" and model.config_.z_std == 0.1
 
 
 @pytest.mark.parametrize(
@@ -213,13 +213,13 @@ def test_reference_variant_runs(task):
         ({"scoring": "svm"}, "unknown scoring"),
         ({"normalization": "zca"}, "unknown normalization"),
         ({"bandwidth": 0.0}, "bandwidth must be a positive number"),
-        ({"colour": "red"}, "unknown PDD option"),
         ({"profile": "huge"}, "unknown profile"),
         ({"width": "abc"}, r"width must be a number in \(0, 8\]"),
         ({"width": 1e6}, r"width must be a number in \(0, 8\]"),
         ({"checkpoint": True}, "checkpoint must be a file path"),
-        ({"beta": float("nan")}, "beta must be a finite number"),
-        ({"q_intra": 1.5}, "q_intra is a quantile"),
+        ({"beta": float("nan")}, r"beta must be a number in \[0, inf\]"),
+        ({"beta": -1.0}, r"beta must be a number in \[0, inf\]"),
+        ({"q_intra": 1.5}, r"q_intra must be a number in \[0, 1\]"),
         ({"tune_epochs": -1}, "tune_epochs must be a positive whole number"),
         ({"pretrain_batch_size": 0}, "pretrain_batch_size must be a positive whole number"),
         ({"max_train_images": 2.5}, "max_train_images must be a positive whole number"),
@@ -231,6 +231,18 @@ def test_bad_options_are_refused_in_one_line(kwargs, message):
     with pytest.raises(PDDLiteError, match=message) as err:
         PDD(device="cpu", **kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_every_pddconfig_field_is_an_explicit_parameter():
+    """scikit-learn's rule: PDD takes each PDDConfig field by name (None: the variant's), nothing else."""
+    import dataclasses
+    import inspect
+
+    params = inspect.signature(PDD).parameters
+    assert {f.name for f in dataclasses.fields(PDDConfig)} <= set(params)
+    assert all(p.kind is not p.VAR_KEYWORD for p in params.values())
+    with pytest.raises(PDDLiteError, match="unknown PDD option.*colour"):
+        PDD(device="cpu", colour="red")
 
 
 def test_use_before_fit_and_wrong_inputs(task, fitted):
@@ -274,7 +286,7 @@ def test_quick_pddlite_tune_up_raises_auroc_and_auprc_on_a_validation_task():
     finally:
         torch.set_num_threads(threads)
     assert model.schedule_["tune_steps"] == 156
-    assert model.config.scoring == "kde-pseudo" and model.config.bandwidth == 0.1
+    assert model.config_.scoring == "kde-pseudo" and model.config_.bandwidth == 0.1
     assert after["auroc"] > before["auroc"] + 0.032
     assert after["auprc"] > before["auprc"] + 0.08
     assert after["auroc"] > 0.88
@@ -284,7 +296,7 @@ def test_copy_with_changes_options_and_leaves_the_original(task):
     pretrained = smoke(seed=3).pretrain(task)
     before = pretrained.decision_function(task.test_images)
     copy = pretrained.copy_with(beta=0.0, bandwidth=1.0)
-    assert copy.config.beta == 0.0 and pretrained.config.beta == 3.0
+    assert copy.config_.beta == 0.0 and pretrained.config_.beta == 3.0
     copy.tune_up(task)
     assert copy.stage_ == "done" and pretrained.stage_ == "pretrained"
     np.testing.assert_array_equal(before, pretrained.decision_function(task.test_images))
@@ -371,7 +383,7 @@ def test_pseudo_labeled_scoring_is_inductive_and_reads_the_unlabeled_images(task
     """scoring='kde-pseudo': Eq. 7 on the prototypes and the pseudo-labeled unlabeled images; an
     image's score does not depend on the others scored with it."""
     model = fitted.copy_with(scoring="kde-pseudo").fit_scorer(task)
-    n_unlabeled = len(task.subsample_train(model.config.max_train_images, model.seed).train_images)
+    n_unlabeled = len(task.subsample_train(model.config_.max_train_images, model.seed).train_images)
     assert len(model.scorer_.prototypes_) == len(task.prototype_images) + n_unlabeled
     whole = model.decision_function(task.test_images)
     halves = np.concatenate([model.decision_function(part) for part in task.test_images.split(500)])
@@ -383,15 +395,17 @@ def test_pseudo_labeled_scoring_is_inductive_and_reads_the_unlabeled_images(task
 def test_a_pseudo_labeled_row_gives_eq7_on_the_prototypes_alone_beside_it(task):
     from pddlite.metrics import evaluate
 
-    row = PDD.run(task, profile="smoke", seed=0, device="cpu", progress=False, ablation=False, scoring="kde-pseudo")
+    from pddlite.experiment import pdd_row
+
+    row = pdd_row(PDD(profile="smoke", seed=0, device="cpu", progress=False, scoring="kde-pseudo"), task, ablation=False)
     model = row["model"]
     alone = model.copy_with(scoring="kde").fit_scorer(task).decision_function(task.test_images)
     want = evaluate(task.test_is_anomaly, alone)
     assert (row["prototypes_only_auroc"], row["prototypes_only_auprc"]) == (want["auroc"], want["auprc"])
     assert row["auroc"] == evaluate(task.test_is_anomaly, model.decision_function(task.test_images))["auroc"]
-    assert model.config.scoring == "kde-pseudo" and row["auroc"] != want["auroc"]
-    assert "prototypes_only_auroc" not in PDD.run(task, profile="smoke", seed=0, device="cpu", progress=False,
-                                                  ablation=False, pretrain_cache=None, scoring="kde")
+    assert model.config_.scoring == "kde-pseudo" and row["auroc"] != want["auroc"]
+    assert "prototypes_only_auroc" not in pdd_row(PDD(profile="smoke", seed=0, device="cpu", progress=False,
+                                                      pretrain_cache=None, scoring="kde"), task, ablation=False)
 
 
 def test_tune_up_calls_after_epoch_once_per_epoch_after_the_checkpoint(task, tmp_path):
@@ -410,6 +424,93 @@ def test_a_checkpoint_serves_another_scoring_of_the_same_training(task, tmp_path
     again = smoke(seed=6, checkpoint=ckpt, scoring="kde-pseudo", bandwidth=0.1).pretrain(task)
     for a, b in zip(first.discriminator_.state_dict().values(), again.discriminator_.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert again.config.scoring == "kde-pseudo" and again.scorer_.bandwidth != first.scorer_.bandwidth
+    assert again.config_.scoring == "kde-pseudo" and again.scorer_.bandwidth != first.scorer_.bandwidth
     with pytest.raises(PDDLiteError, match="other hyper-parameters or seed"):
         smoke(seed=6, checkpoint=ckpt, beta=1.0).pretrain(task)
+
+
+def test_a_second_fit_on_another_task_starts_from_nothing(task):
+    """fit always trains fresh networks: fit(a) then fit(b) is fit(b), never task a's model rescored."""
+    other = make_task("mnist-5k", anomaly=7, shots=20, seed=0)
+    model = smoke(seed=3).fit(task)
+    assert model.stage_ is Stage.DONE
+    model.fit(other)
+    fresh = smoke(seed=3).fit(other)
+    np.testing.assert_array_equal(model.decision_function(other.test_images), fresh.decision_function(other.test_images))
+    assert model.history_ == fresh.history_
+
+
+def test_stage_methods_refuse_a_task_other_than_the_one_the_model_holds(task):
+    other = make_task("mnist-5k", anomaly=7, shots=20, seed=0)
+    pretrained = smoke(seed=3).pretrain(task)
+    for call in (lambda: pretrained.tune_up(other), lambda: pretrained.fit_scorer(other),
+                 lambda: pretrained.pretrained_model(other)):
+        with pytest.raises(PDDLiteError, match=r"another task than this model was trained on") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert pretrained.stage_ is Stage.PRETRAINED  # nothing was trained on the other task
+
+
+def test_the_adversarial_only_control_is_the_same_after_a_finished_checkpoint(tmp_path):
+    """The control is tuned from both pre-trained networks, which the checkpoint keeps: a run resumed
+    from a checkpoint written without the control reports the control of a fresh run."""
+    from pddlite.experiment import run_task
+
+    kwargs = dict(dataset="mnist-5k", anomaly=1, profile="smoke", device="cpu", progress=False)
+    fresh = run_task(**kwargs)
+    run_task(**kwargs, checkpoint=tmp_path / "run.pt", ablation=False)
+    resumed = run_task(**kwargs, checkpoint=tmp_path / "run.pt")
+    for key in ("pretrain_auroc", "adversarial_only_auroc", "adversarial_only_auprc", "auroc", "auprc"):
+        assert resumed[key] == fresh[key], key
+
+
+def _as_format_2(state: dict) -> dict:
+    """A checkpoint as pddlite wrote it before both pre-trained networks were kept."""
+    old = {k: v for k, v in state.items() if k not in ("pretrained", "unlabeled")}
+    old["format"] = "pddlite-pdd-2"
+    if "pretrained" in state:
+        old["pretrained_discriminator"] = state["pretrained"]["discriminator"]
+    return old
+
+
+def test_a_checkpoint_of_the_previous_format_still_loads_and_refuses_only_what_it_cannot_give(task, fitted, tmp_path):
+    path = fitted.save(tmp_path / "model.pt")
+    torch.save(_as_format_2(read_checkpoint(path)), tmp_path / "old.pt")
+    old = PDD.load(tmp_path / "old.pt", task=task, device="cpu")
+    np.testing.assert_array_equal(old.decision_function(task.test_images), fitted.decision_function(task.test_images))
+    # its pre-trained discriminator scores as before; the pre-trained generator is not in the file
+    np.testing.assert_array_equal(old.pretrained_model(task).decision_function(task.test_images),
+                                  fitted.pretrained_model(task).decision_function(task.test_images))
+    with pytest.raises(PDDLiteError, match="pre-trained generator was not stored.*pddlite-pdd-2") as err:
+        old.pretrained_model(task).copy_with(margin_steps=False).tune_up(task)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, what", [
+    (lambda s: {**s, "task": ["mnist-5k"]}, r"damaged pddlite checkpoint \(its task is not a mapping\)"),
+    (lambda s: {**s, "history": {"pretrain": 3}}, r"damaged pddlite checkpoint \(its history is not a mapping"),
+    (lambda s: {**s, "generator": torch.zeros(3)}, r"damaged pddlite checkpoint \(its generator weights"),
+    (lambda s: {**s, "pretrained": {"discriminator": torch.zeros(3)}},
+     r"damaged pddlite checkpoint \(its pretrained discriminator weights"),
+    (lambda s: {**s, "format": "pddlite-pdd-1"}, r"of format 'pddlite-pdd-1', which this pddlite does not read.*delete it"),
+    (lambda s: {**s, "profile": "enormous"}, r"under a profile this pddlite does not know"),
+    (lambda s: {**s, "architecture": {**s["architecture"], "image_shape": [1, 32, 32]}}, r"checkpoint .*: .*32"),
+])
+def test_damaged_or_foreign_checkpoint_fields_end_in_one_line_naming_the_file(task, fitted, tmp_path, change, what):
+    path = fitted.save(tmp_path / "model.pt")
+    bad = tmp_path / "bad-checkpoint.pt"
+    torch.save(change(read_checkpoint(path)), bad)
+    with pytest.raises(PDDLiteError, match=what) as err:
+        PDD.load(bad, task=task, device="cpu")
+    assert "\n" not in str(err.value) and "bad-checkpoint.pt" in str(err.value)
+
+
+def test_a_checkpoint_for_other_images_is_refused_naming_the_file(task, tmp_path):
+    ckpt = tmp_path / "small-images.pt"
+    smoke(seed=0, checkpoint=ckpt).pretrain(task)
+    state = read_checkpoint(ckpt)
+    state["architecture"] = {**state["architecture"], "image_shape": [3, 64, 64]}
+    torch.save(state, ckpt)
+    with pytest.raises(PDDLiteError, match=r"checkpoint .*small-images.pt is for architecture") as err:
+        smoke(seed=0, checkpoint=ckpt).fit(task)
+    assert "\n" not in str(err.value)

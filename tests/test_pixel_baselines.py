@@ -40,7 +40,7 @@ def test_pixel_knn_unlabeled_is_the_distance_to_the_nearest_training_image():
 def test_pixel_knn_unlabeled_reads_the_capped_subset_pdd_reads(mnist5k_task):
     task = mnist5k_task
     model = PixelKNNUnlabeled(profile="smoke", seed=3).fit(task)
-    keep = subsample_indices(len(task.train_images), model.profile.max_train_images, seed=3)
+    keep = subsample_indices(len(task.train_images), model.profile_.max_train_images, seed=3)
     unlabeled = task.train_images if keep is None else task.train_images[keep]
     stored = torch.cat([task.prototype_images, unlabeled]).double().flatten(1)
     torch.testing.assert_close(model.prototypes_, stored.cpu(), rtol=0, atol=0)
@@ -85,7 +85,7 @@ def test_pixel_methods_run_as_methods_and_refuse_pdd_options():
         run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", device="cpu", variant="paper")
     with pytest.raises(PDDLiteError, match="unknown PixelKNN option.*k; known: .*chunk_size"):
         PixelKNN(k=3)
-    with pytest.raises(PDDLiteError, match="needs the prototypes' labels"):
+    with pytest.raises(PDDLiteError, match="needs labels y: the class of each prototype"):
         PixelKNN().fit(torch.zeros(2, 1, 28, 28))
     with pytest.raises(PDDLiteError, match="not fitted"):
         PixelCentroid().decision_function(torch.zeros(2, 1, 28, 28))

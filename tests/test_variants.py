@@ -43,7 +43,7 @@ def test_the_reference_variant_is_the_sample_notebook():
 
 
 def test_pddlite_is_the_default_and_departs_from_the_paper_only_where_listed():
-    assert DEFAULT_VARIANT == "pddlite" and PDD(profile="smoke").config.variant == "pddlite"
+    assert DEFAULT_VARIANT == "pddlite" and PDD(profile="smoke").variant == "pddlite"
     assert PDDConfig() == PDDConfig.for_variant("pddlite", "paper")  # the dataclass defaults are pddlite's
     diff = differences("pddlite", "paper")
     # every departure is a tune-up or scoring option: the two variants share their pre-training
@@ -82,7 +82,7 @@ def test_bandwidth_in_the_embeddings_units(task):
 
     model = PDD(profile="smoke", device="cpu", progress=False, seed=1).pretrain(task)
     scale = median_intra_class_distance(model.prototype_embeddings_, model.prototype_labels_)
-    assert model.scorer_.bandwidth == pytest.approx(model.config.bandwidth * scale)
+    assert model.scorer_.bandwidth == pytest.approx(model.config_.bandwidth * scale)
     absolute = model.copy_with(bandwidth_unit="absolute", bandwidth=0.7).fit_scorer(task)
     assert absolute.scorer_.bandwidth == 0.7
 

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Task, check_images, check_labels, subsample_indices
+from ..data import Task, check_images, subsample_indices
 from .. import options
-from ..detector import Detector, unknown_options
+from ..detector import Detector
 from ..device import seed_everything
 from ..errors import PDDLiteError
 from ..modes import network_mode
@@ -53,34 +53,26 @@ class BaselineDetector(Detector):
     """
 
     method: str = "baseline"
-    needs_labels: bool = False
+    unsupported_runtime = ("cuda_graphs",)
+    unsupported_why = "only PDD's training steps are written to replay as CUDA graphs"
 
-    def __init__(
-        self,
-        profile: str | Profile | None = None,
-        device: str = "auto",
-        seed: int = 0,
-        progress: bool = True,
-        *,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        width: float | None = None,
-        max_train_images: int | None = None,
-        precision: str = "auto",
-        deterministic: bool = False,
-        compile: bool = False,
-        **unknown: Any,
-    ):
-        unknown_options(type(self), unknown)
-        super().__init__(profile, device, seed, progress, precision=precision, deterministic=deterministic,
-                         compile=compile)
-        self.epochs = options.whole("epochs", epochs, optional=True)
-        self.batch_size = options.whole("batch_size", batch_size, optional=True)
-        width = options.number("width", width, 0.0, options.MAX_WIDTH, low_open=True, optional=True)
-        self.width = width if width is not None else self.profile.width
-        self.max_train_images = options.whole("max_train_images", max_train_images, optional=True)
-        if self.max_train_images is None:
-            self.max_train_images = self.profile.max_train_images
+    def __init__(self, profile: str | Profile | None = None, device: str = "auto", seed: int = 0,
+                 progress: bool = True, *, epochs: int | None = None, batch_size: int | None = None,
+                 width: float | None = None, max_train_images: int | None = None, precision: str = "auto",
+                 deterministic: bool = False, compile: bool = False, cuda_graphs: bool = False,
+                 contamination: float = 0.1):
+        self._keep(locals())
+
+    def _resolve(self) -> dict[str, Any]:
+        """The shared sizes resolved against the profile: ``width_`` and ``max_train_images_``."""
+        out = super()._resolve()
+        options.whole("epochs", self.epochs, optional=True)
+        options.whole("batch_size", self.batch_size, optional=True)
+        width = options.number("width", self.width, 0.0, options.MAX_WIDTH, low_open=True, optional=True)
+        cap = options.whole("max_train_images", self.max_train_images, optional=True)
+        prof = out["profile_"]
+        return {**out, "width_": width if width is not None else prof.width,
+                "max_train_images_": cap if cap is not None else prof.max_train_images}
 
     # ------------------------------------------------------------------ hooks
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:  # pragma: no cover
@@ -113,7 +105,8 @@ class BaselineDetector(Detector):
         """Batch size and epochs for ``dataset``: the profile's schedule (in optimiser steps over
         ``n_images`` training images, where the profile sizes the method so) unless overridden."""
         batch, epochs = self.default_schedule(dataset, n_images)
-        return {"batch_size": self.batch_size or batch, "epochs": self.epochs or epochs}
+        return {"batch_size": options.whole("batch_size", self.batch_size, optional=True) or batch,
+                "epochs": options.whole("epochs", self.epochs, optional=True) or epochs}
 
     def fit(self, X: Task | torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None):
         """Train on a Task's unlabeled normal images (and their labels, for MCDD), or on images.
@@ -121,9 +114,10 @@ class BaselineDetector(Detector):
         ``X`` is a :class:`~pddlite.Task` or an N x C x H x W tensor in [-1, 1] (1x28x28 or 3x64x64);
         ``y`` gives class labels when ``X`` is a tensor and the method needs them.
         """
+        self._start_fit()
         images, labels = self._set_up(X, y)
         self._train(images, labels, self.schedule_["batch_size"], self.schedule_["epochs"])
-        self.fitted_ = True
+        self._set_threshold(self._scores(images))  # the networks hold no image: scored as new ones
         return self
 
     def training_estimate(self, task: Task, *, flops_per_second: float | None = None) -> TrainingEstimate:
@@ -131,7 +125,8 @@ class BaselineDetector(Detector):
         ``fit`` sets it up but on a copy of this detector, with the random states kept.
         ``flops_per_second``: count each step's FLOPs and assume that rate instead of timing."""
         scratch = copy.deepcopy(self)
-        with random_state_kept(self.device):
+        scratch._start_fit()
+        with random_state_kept(scratch.device_):
             images, labels = scratch._set_up(task, None)
             stages = scratch._timed_stages(images, labels)
         return estimate_training(stages, images, flops_per_second)
@@ -140,7 +135,7 @@ class BaselineDetector(Detector):
         """Everything :meth:`fit` does before training: the data, the seeds, the networks and the
         schedule; the training images and class indices (or ``None``) to train on."""
         images, labels, dataset = self._training_data(X, y)
-        seed_everything(self.seed, self.deterministic)
+        seed_everything(self.runtime_.seed, self.runtime_.deterministic)
         classes = torch.unique(labels) if labels is not None else None
         self.image_shape_ = tuple(images.shape[1:])
         self.dataset_ = dataset
@@ -159,11 +154,15 @@ class BaselineDetector(Detector):
         differences of network outputs (GANomaly's latent error, Deep SVDD's distance to c), which
         bfloat16's 8-bit mantissa would round into ties. It is one forward pass over the test set.
         """
-        x = self.checked_images(images)
+        return self._scores(self.checked_images(images), chunk)
+
+    @torch.no_grad()
+    def _scores(self, x: torch.Tensor, chunk: int = 1024) -> np.ndarray:
+        """The scores of checked images ``x`` (see :meth:`decision_function`)."""
         with network_mode(*self._scoring_modules(), train=False):
             out = []
             for part in x.split(chunk):
-                part = part.to(self.device, non_blocking=True)
+                part = part.to(self.device_, non_blocking=True)
                 out.append(self._score(part).float())
             scores = torch.cat(out) if out else torch.empty(0)
         return scores.double().cpu().numpy()
@@ -173,26 +172,18 @@ class BaselineDetector(Detector):
         if isinstance(X, Task):
             if y is not None:
                 raise PDDLiteError("fit(task) takes no labels: a Task carries its own (task.train_labels)")
-            task = X.subsample_train(self.max_train_images, seed=self.seed).to(self.device)
-            labels = task.train_labels if self.needs_labels else None
+            task = X.subsample_train(self.max_train_images_, seed=self.runtime_.seed).to(self.device_)
+            labels = task.train_labels if self.uses_labels == "all" else None
             return task.train_images.float(), labels, task.dataset
         images = check_images(X)
-        labels = None
-        if self.needs_labels:
-            if y is None:
-                raise PDDLiteError(f"{type(self).__name__} is trained on labeled normal data: pass fit(images, labels)")
-            labels = check_labels(y, len(images))
-        keep = subsample_indices(len(images), self.max_train_images, self.seed)
+        labels = self.fit_labels(images, y)
+        keep = subsample_indices(len(images), self.max_train_images_, self.runtime_.seed)
         if keep is not None:
             images = images[keep]
             labels = labels[keep] if labels is not None else None
-        images = images.to(self.device)
-        labels = labels.to(self.device) if labels is not None else None
+        images = images.to(self.device_)
+        labels = labels.to(self.device_) if labels is not None else None
         return images, labels, "arrays"
-
-    def __repr__(self) -> str:
-        state = "fitted" if self.is_fitted() else "not fitted"
-        return f"{type(self).__name__}(profile={self.profile.name!r}, width={self.width}, seed={self.seed}, {state})"
 
 
 def step_decay(base_lr: float, epoch: int, milestones: tuple[int, ...], gamma: float = 0.1) -> float:

@@ -262,19 +262,24 @@ class DeepSVDD(BaselineDetector):
 
     def __init__(self, profile=None, device="auto", seed=0, progress=True, *, lr: float = 1e-4,
                  weight_decay: float = 5e-7, ae_lr: float = 1e-4, ae_epochs: int | None = None,
-                 rep_dim: int | None = None, eps: float = 0.1, **common: Any):
-        super().__init__(profile, device, seed, progress, **common)
-        self.lr, self.ae_lr = options.positive("lr", lr), options.positive("ae_lr", ae_lr)
-        self.weight_decay, self.eps = options.number("weight_decay", weight_decay, 0.0), options.number("eps", eps, 0.0)
-        self.ae_epochs = options.whole("ae_epochs", ae_epochs, minimum=0, optional=True)
-        self.rep_dim = options.whole("rep_dim", rep_dim, optional=True)
+                 rep_dim: int | None = None, eps: float = 0.1, epochs: int | None = None, batch_size: int | None = None, width: float | None = None,
+                 max_train_images: int | None = None, precision: str = "auto", deterministic: bool = False,
+                 compile: bool = False, cuda_graphs: bool = False, contamination: float = 0.1):
+        self._keep(locals())
+
+    def _resolve(self) -> dict[str, Any]:
+        options.positive("lr", self.lr), options.positive("ae_lr", self.ae_lr)
+        options.number("weight_decay", self.weight_decay, 0.0), options.number("eps", self.eps, 0.0)
+        options.whole("ae_epochs", self.ae_epochs, minimum=0, optional=True)
+        options.whole("rep_dim", self.rep_dim, optional=True)
+        return super()._resolve()
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
-        s = deepsvdd_schedule(self.profile, dataset, n_images)
+        s = deepsvdd_schedule(self._profile(), dataset, n_images)
         return s["batch_size"], s["epochs"]
 
     def schedule(self, dataset: str, n_images: int | None = None) -> dict[str, Any]:
-        s = deepsvdd_schedule(self.profile, dataset, n_images)
+        s = deepsvdd_schedule(self._profile(), dataset, n_images)
         out = super().schedule(dataset, n_images)
         if self.epochs is not None:  # keep the learning-rate drop at the same fraction of training
             out["milestone"] = int(round(s["milestone"] * self.epochs / max(s["epochs"], 1)))
@@ -287,41 +292,41 @@ class DeepSVDD(BaselineDetector):
         return out
 
     def _build(self, image_shape, n_classes) -> None:
-        self.encoder_ = SVDDEncoder(image_shape, self.width, self.rep_dim)
+        self.encoder_ = SVDDEncoder(image_shape, self.width_, self.rep_dim)
         self.encoder_.apply(_init_weights_bias_free)
-        self.decoder_ = make_decoder(image_shape, self.width, self.encoder_.rep_dim)
+        self.decoder_ = make_decoder(image_shape, self.width_, self.encoder_.rep_dim)
         self.decoder_.apply(_init_weights_bias_free)
-        self.encoder_.to(self.device)
-        self.decoder_.to(self.device)
+        self.encoder_.to(self.device_)
+        self.decoder_.to(self.device_)
 
     def _autoencoder_trainer(self) -> AutoencoderTrainer:
         s = self.schedule_
         return AutoencoderTrainer(self.encoder_, self.decoder_, lr=self.ae_lr, weight_decay=s["ae_weight_decay"],
-                                  milestone=s["ae_milestone"], device=self.device, seed=self.seed,
-                                  precision=self.precision, compile=self.compile)
+                                  milestone=s["ae_milestone"], device=self.device_, seed=self.runtime_.seed,
+                                  precision=self.precision_, compile=self.runtime_.compile)
 
     def _svdd_trainer(self, center: torch.Tensor) -> SVDDTrainer:
         return SVDDTrainer(self.encoder_, center, lr=self.lr, weight_decay=self.weight_decay,
-                           milestone=self.schedule_["milestone"], device=self.device, seed=self.seed + 1,
-                           precision=self.precision, compile=self.compile)
+                           milestone=self.schedule_["milestone"], device=self.device_, seed=self.runtime_.seed + 1,
+                           precision=self.precision_, compile=self.runtime_.compile)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         s = self.schedule_
         self.history_ = {"autoencoder": [], "svdd": []}
         if s["ae_epochs"] > 0:
             self.history_["autoencoder"] = self._autoencoder_trainer().fit(
-                images, s["ae_epochs"], batch_size, self.progress, "Deep SVDD autoencoder pre-training")
+                images, s["ae_epochs"], batch_size, self.runtime_.progress, "Deep SVDD autoencoder pre-training")
         self.decoder_ = None  # only phi is kept
         self.center_ = initial_center(self.encoder_, images, self.eps)
         self.trainer_ = self._svdd_trainer(self.center_)
-        self.history_["svdd"] = self.trainer_.fit(images, epochs, batch_size, self.progress, "Deep SVDD")
+        self.history_["svdd"] = self.trainer_.fit(images, epochs, batch_size, self.runtime_.progress, "Deep SVDD")
 
     def _timed_stages(self, images, labels) -> list[TimedStage]:
         """The autoencoder's steps and the one-class steps; the centre is a placeholder of the
         right size (it is computed from the pre-trained encoder, and a step takes as long with any)."""
         s = self.schedule_
         per_epoch = steps_per_epoch(len(images), s["batch_size"])
-        center = torch.zeros(self.encoder_.rep_dim, device=self.device)
+        center = torch.zeros(self.encoder_.rep_dim, device=self.device_)
         return [TimedStage(self._autoencoder_trainer(), s["batch_size"], s["ae_epochs"] * per_epoch),
                 TimedStage(self._svdd_trainer(center), s["batch_size"], s["epochs"] * per_epoch)]
 

@@ -118,32 +118,38 @@ class EGBAD(BaselineDetector):
     method = "egbad"
 
     def __init__(self, profile=None, device="auto", seed=0, progress=True, *,
-                 lr: float | None = None, weight: float = 0.1, ema_decay: float | None = 0.999, **common: Any):
-        super().__init__(profile, device, seed, progress, **common)
-        self.weight = options.number("weight", weight, 0.0, 1.0)
-        self.ema_decay = options.number("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True, optional=True)
-        self.lr = options.positive("lr", lr, optional=True)
+                 lr: float | None = None, weight: float = 0.1, ema_decay: float | None = 0.999,
+                 epochs: int | None = None, batch_size: int | None = None, width: float | None = None,
+                 max_train_images: int | None = None, precision: str = "auto", deterministic: bool = False,
+                 compile: bool = False, cuda_graphs: bool = False, contamination: float = 0.1):
+        self._keep(locals())
+
+    def _resolve(self) -> dict[str, Any]:
+        options.number("weight", self.weight, 0.0, 1.0)
+        options.number("ema_decay", self.ema_decay, 0.0, 1.0, low_open=True, high_open=True, optional=True)
+        options.positive("lr", self.lr, optional=True)
+        return super()._resolve()
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
-        return self.profile.schedule("egbad", dataset, n_images)
+        return self._profile().schedule("egbad", dataset, n_images)
 
     def _build(self, image_shape, n_classes) -> None:
-        generator, _ = make_gan(image_shape, self.width)
-        encoder = Encoder(image_shape, self.width)
-        discriminator = JointDiscriminator(image_shape, self.width)
+        generator, _ = make_gan(image_shape, self.width_)
+        encoder = Encoder(image_shape, self.width_)
+        discriminator = JointDiscriminator(image_shape, self.width_)
         for net in (generator, encoder, discriminator):
             net.apply(init_weights)
         self.lr_ = self.lr if self.lr is not None else EGBAD_LR[tuple(image_shape)]
-        g, e, d = (net.to(self.device) for net in (generator, encoder, discriminator))
+        g, e, d = (net.to(self.device_) for net in (generator, encoder, discriminator))
         if self.ema_decay is None:
-            self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed,
-                                         precision=self.precision, compile=self.compile)
+            self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, device=self.device_, seed=self.runtime_.seed,
+                                         precision=self.precision_, compile=self.runtime_.compile)
         else:
-            self.trainer_ = EMABiGANTrainer(g, e, d, lr=self.lr_, device=self.device, seed=self.seed,
-                                            precision=self.precision, compile=self.compile, ema_decay=self.ema_decay)
+            self.trainer_ = EMABiGANTrainer(g, e, d, lr=self.lr_, device=self.device_, seed=self.runtime_.seed,
+                                            precision=self.precision_, compile=self.runtime_.compile, ema_decay=self.ema_decay)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
-        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "EGBAD (BiGAN)")
+        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.runtime_.progress, "EGBAD (BiGAN)")
         if self.ema_decay is not None:
             nets = self.trainer_.recalibrate_averages(images, batch_size)
         else:

@@ -55,7 +55,6 @@ from torch import nn
 
 from ..device import Precision
 from .. import options
-from ..errors import PDDLiteError
 from ..gan import adam, bce_fake, bce_real
 from ..nets import Z_DIM, conv_trunk, init_weights, make_gan
 from ..trainer import EpochTrainer
@@ -94,11 +93,9 @@ class GANomalyGenerator(nn.Module):
 def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor, how: str = "paper") -> torch.Tensor:
     """GANomaly's adversarial loss on discriminator features (see the module docstring)."""
     f_real, f_fake = f_real.float().flatten(1), f_fake.float().flatten(1)
-    if how == "paper":
+    if options.choice("adversarial loss", how, ADVERSARIAL_LOSSES) == "paper":
         return (f_real - f_fake.mean(dim=0, keepdim=True)).norm(dim=1).mean()
-    if how == "code":
-        return ((f_real - f_fake) ** 2).mean()
-    raise PDDLiteError(f"unknown adversarial loss {how!r}; choose one of: {', '.join(ADVERSARIAL_LOSSES)}")
+    return ((f_real - f_fake) ** 2).mean()  # "code"
 
 
 class GANomalyTrainer(EpochTrainer):
@@ -161,31 +158,34 @@ class GANomaly(BaselineDetector):
 
     def __init__(self, profile=None, device="auto", seed=0, progress=True, *, lr: float = 2e-4,
                  w_adv: float = 1.0, w_con: float = 50.0, w_enc: float = 1.0, adversarial: str = "code",
-                 **common: Any):
-        super().__init__(profile, device, seed, progress, **common)
-        if adversarial not in ADVERSARIAL_LOSSES:
-            raise PDDLiteError(f"unknown adversarial loss {adversarial!r}; choose one of: {', '.join(ADVERSARIAL_LOSSES)}")
-        self.lr = options.positive("lr", lr)
-        self.w_adv, self.w_con, self.w_enc = (options.number(name, value, 0.0) for name, value in
-                                              (("w_adv", w_adv), ("w_con", w_con), ("w_enc", w_enc)))
-        self.adversarial = adversarial
+                 epochs: int | None = None, batch_size: int | None = None, width: float | None = None,
+                 max_train_images: int | None = None, precision: str = "auto", deterministic: bool = False,
+                 compile: bool = False, cuda_graphs: bool = False, contamination: float = 0.1):
+        self._keep(locals())
+
+    def _resolve(self) -> dict[str, Any]:
+        options.choice("adversarial loss", self.adversarial, ADVERSARIAL_LOSSES)
+        options.positive("lr", self.lr)
+        for name in ("w_adv", "w_con", "w_enc"):
+            options.number(name, getattr(self, name), 0.0)
+        return super()._resolve()
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
-        return self.profile.schedule("ganomaly", dataset, n_images)
+        return self._profile().schedule("ganomaly", dataset, n_images)
 
     def _build(self, image_shape, n_classes) -> None:
-        generator = GANomalyGenerator(image_shape, self.width)
-        _, discriminator = make_gan(image_shape, self.width)
+        generator = GANomalyGenerator(image_shape, self.width_)
+        _, discriminator = make_gan(image_shape, self.width_)
         generator.apply(init_weights)
         discriminator.apply(init_weights)
-        self.generator_, self.discriminator_ = generator.to(self.device), discriminator.to(self.device)
+        self.generator_, self.discriminator_ = generator.to(self.device_), discriminator.to(self.device_)
         self.trainer_ = GANomalyTrainer(
             self.generator_, self.discriminator_, lr=self.lr, w_adv=self.w_adv, w_con=self.w_con,
-            w_enc=self.w_enc, adversarial=self.adversarial, device=self.device, seed=self.seed,
-            precision=self.precision, compile=self.compile)
+            w_enc=self.w_enc, adversarial=self.adversarial, device=self.device_, seed=self.runtime_.seed,
+            precision=self.precision_, compile=self.runtime_.compile)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
-        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "GANomaly")
+        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.runtime_.progress, "GANomaly")
 
     def _scoring_modules(self) -> list[nn.Module]:
         return [self.generator_]

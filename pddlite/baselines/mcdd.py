@@ -171,37 +171,40 @@ class MCDD(BaselineDetector):
     """
 
     method = "mcdd"
-    needs_labels = True
+    uses_labels = "all"
 
     def __init__(self, profile=None, device="auto", seed=0, progress=True, *, recipe: str = "auto",
                  lr: float | None = None, reg_lambda: float | None = None, latent_dim: int = 128,
-                 bounded_scale: bool = True, **common: Any):
-        super().__init__(profile, device, seed, progress, **common)
-        if recipe not in ("auto", *RECIPES):
-            raise PDDLiteError(f"unknown MCDD recipe {recipe!r}; choose one of: auto, {', '.join(RECIPES)}")
-        self.recipe = recipe
-        self.lr = options.positive("lr", lr, optional=True)
-        self.reg_lambda = options.number("reg_lambda", reg_lambda, 0.0, optional=True)
-        self.latent_dim = options.whole("latent_dim", latent_dim)
-        self.bounded_scale = options.flag("bounded_scale", bounded_scale)
+                 bounded_scale: bool = True, epochs: int | None = None, batch_size: int | None = None, width: float | None = None,
+                 max_train_images: int | None = None, precision: str = "auto", deterministic: bool = False,
+                 compile: bool = False, cuda_graphs: bool = False, contamination: float = 0.1):
+        self._keep(locals())
+
+    def _resolve(self) -> dict[str, Any]:
+        options.choice("MCDD recipe", self.recipe, ("auto", *RECIPES))
+        options.positive("lr", self.lr, optional=True)
+        options.number("reg_lambda", self.reg_lambda, 0.0, optional=True)
+        options.whole("latent_dim", self.latent_dim)
+        options.flag("bounded_scale", self.bounded_scale)
+        return super()._resolve()
 
     def default_schedule(self, dataset: str, n_images: int | None = None) -> tuple[int, int]:
-        return self.profile.schedule("mcdd", dataset, n_images)
+        return self._profile().schedule("mcdd", dataset, n_images)
 
     def _build(self, image_shape, n_classes) -> None:
         if n_classes < 1:
             raise PDDLiteError("MCDD needs labeled normal training images")
-        self.net_ = MCDDNet(image_shape, n_classes, self.width, self.latent_dim, self.bounded_scale).to(self.device)
+        self.net_ = MCDDNet(image_shape, n_classes, self.width_, self.latent_dim, self.bounded_scale).to(self.device_)
 
     def _trainer(self, labels: torch.Tensor, epochs: int) -> MCDDTrainer:
         self.recipe_ = resolve_recipe(self.recipe, self.image_shape_)
         return MCDDTrainer(self.net_, labels, recipe=self.recipe_, lr=self.lr, reg_lambda=self.reg_lambda,
-                           epochs=epochs, device=self.device, seed=self.seed, precision=self.precision,
-                           compile=self.compile)
+                           epochs=epochs, device=self.device_, seed=self.runtime_.seed, precision=self.precision_,
+                           compile=self.runtime_.compile)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.trainer_ = self._trainer(labels, epochs)
-        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.progress, "MCDD")
+        self.history_ = self.trainer_.fit(images, epochs, batch_size, self.runtime_.progress, "MCDD")
 
     def _timed_stages(self, images, labels) -> list[TimedStage]:
         self.trainer_ = self._trainer(labels, self.schedule_["epochs"])
@@ -221,5 +224,5 @@ class MCDD(BaselineDetector):
     @torch.no_grad()
     def _class_distances(self, images: torch.Tensor):
         with network_mode(self.net_, train=False):
-            x = images.float().to(self.device)
+            x = images.float().to(self.device_)
             return torch.cat([self.net_.distances(part).float() for part in x.split(1024)]).cpu()
