@@ -1657,6 +1657,10 @@ def refit_cases() -> list[Case]:
         accepts(door, "pixel centroid fitted again on another task", _refit(PixelCentroid), same, fresh),
         accepts(door, "MCDD fitted again on another task",
                 _refit(lambda: MCDD(profile="smoke", device="cpu", progress=False, seed=0)), same, fresh, trains=True),
+        accepts(door, "PDD fitted again on another task", _refit(lambda: pdd(seed=0)), same, fresh, trains=True),
+        refuses(door, "PDD tuned up on another task than its pre-training",
+                lambda tmp: pdd(seed=0).pretrain(SHARED.task(anomaly=1)).tune_up(SHARED.task(anomaly=7)),
+                "another task", trains=True),
     ]
 
 
