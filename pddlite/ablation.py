@@ -19,7 +19,7 @@ of prototypes):
   kept out of the unlabeled set, serves every smaller K with the same pre-training.
 
 :func:`variant_steps` walks from pddlite's PDD through the paper's to the authors' sample
-notebook, one difference at a time (see the notes on the sample notebook in the README).
+notebook, one difference at a time (see the notes on the sample notebook in docs/results.md).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def tuneup_curve(pretrained: PDD, task: Task, scoring: str | None = None, progre
     :func:`tune_up_from` trains it (scoring in between reads the networks in eval mode and draws
     no random numbers), so the last row is the tuned model's score. These are numbers of the
     scored split, for watching the tune-up (Figs. 9-11 show its end points); choosing an epoch
-    by them would select on that split (see the README's protocol).
+    by them would select on that split (see the protocol in docs/results.md).
     """
     if getattr(pretrained, "stage_", None) is not Stage.PRETRAINED:
         raise PDDLiteError("tuneup_curve needs a model right after pretrain(task) (stage 'pretrained'), "

@@ -31,10 +31,10 @@ def add_precision_arguments(p: argparse.ArgumentParser) -> None:
                    help="deterministic cuDNN algorithms (same seed, same GPU, same numbers; slower)")
     p.add_argument("--compile", action="store_true",
                    help="compile the networks' forward passes for training with torch.compile (measured on an "
-                        "H200: slower than without, at paper width and batch 200; see the README)")
+                        "H200: slower than without, at paper width and batch 200; see docs/performance.md)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="PDD: replay each whole training step as one CUDA graph (a CUDA GPU, bf16 or fp32, the "
-                        "paper and pddlite variants; see the README); baselines train without")
+                        "paper and pddlite variants; see docs/performance.md); baselines train without")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:

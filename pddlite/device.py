@@ -51,7 +51,7 @@ def place(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``module`` moved to ``device``; on CUDA its 4-D weights stored channels-last (NHWC), the
     layout tensor cores read without transposing, so that convolutions run in it. Once CUDA graphs
     remove the launch overhead, the GPU's own work is what a paper-width step costs, and on an H200
-    channels-last cut it by 16-42% (README, the GPU table). On the CPU the layout stays NCHW, so CPU
+    channels-last cut it by 16-42% (docs/performance.md, the GPU tables). On the CPU the layout stays NCHW, so CPU
     numbers do not move. Checkpoints hold values, not layouts: they load either way."""
     if torch.device(device).type == "cuda":
         return module.to(device=device, memory_format=torch.channels_last)

@@ -2,7 +2,7 @@
 
 Two users. The PDD tune-up (an option, beyond the paper): GAN discriminator features are a moving
 target, and from one epoch to the next of the same run the AUROC of Eq. 7 on a validation task
-swings by up to 0.1 (see the README); scoring with an average of the weights over the last steps
+swings by up to 0.1 (see docs/results.md); scoring with an average of the weights over the last steps
 removes most of that swing without changing the training. EGBAD (its public code scores with
 such averages, see :mod:`pddlite.baselines.egbad`).
 """

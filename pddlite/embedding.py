@@ -11,7 +11,7 @@ orthant, so raw distances mostly measure "how much ink". pddlite therefore offer
   then divide by the norm, so that embeddings spread over the whole unit sphere around the
   normal data. c is recomputed from the prototypes at every tune-up step and fixed at scoring.
 
-The choice was measured (see the README's table): on mnist-5k with anomaly 1, Eq. 7 after 8 epochs of
+The choice was measured (see the table in docs/results.md): on mnist-5k with anomaly 1, Eq. 7 after 8 epochs of
 pre-training at lr 2e-4 scores AUROC 0.58 with ``"none"``, 0.68 with ``"l2"`` and 0.92 with
 ``"center-l2"``.
 

@@ -3,7 +3,7 @@
 At the paper's width (Tables 3-4) and batch of 200 (Table 2), a pddlite training step on a
 data-centre GPU waits on Python launching its kernels, not on the GPU: on an H200, precision and
 memory layout barely moved the step time, and compiling the forward passes made it slower
-(README, the GPU table). A CUDA graph records every kernel of one whole step (the forward and
+(docs/performance.md, the GPU tables). A CUDA graph records every kernel of one whole step (the forward and
 backward passes, the losses and the Adam updates of every network) once, and replays them all with
 one launch.
 

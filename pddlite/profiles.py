@@ -89,7 +89,7 @@ class Profile:
 #: (seconds per step: GANomaly 1.15 at batch 300, EGBAD 0.46 at batch 100, MCDD 0.024, Deep SVDD
 #: 0.06 + 0.03), so GANomaly gets the fewest. The PDD tune-up's 150 steps are its 3 epochs at the
 #: 10,000-image cap; on mnist-5k's ~3,400 unlabeled images 3 epochs were only 51 steps, and on
-#: its validation tasks (ten classes, three seeds; README) 156 steps gave a mean AUROC / AUPRC of
+#: its validation tasks (ten classes, three seeds; docs/results.md) 156 steps gave a mean AUROC / AUPRC of
 #: 0.836 / 0.365 against 0.821 / 0.332 after 39. PDD's pre-training keeps its 8 epochs.
 QUICK_STEPS: dict[str, int] = {
     "pdd-tuneup": 150,

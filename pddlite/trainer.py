@@ -13,7 +13,7 @@ resumes where it stopped. A trainer says only what differs: its networks and opt
 with :func:`torch.compile` (:meth:`nn.Module.compile <torch.nn.Module.compile>`) when training
 starts (:meth:`~EpochTrainer.prepare_to_train`): these networks are small, so at batch 200 a GPU
 waits on kernel launches more than it computes, and compiled code launches fewer, fused kernels.
-Measured on an H200 (``benchmarks/gpu_check.py``, README), compiling the forward passes alone
+Measured on an H200 (``benchmarks/gpu_check.py``, docs/performance.md), compiling the forward passes alone
 does not pay: the steps ran 13-41% slower than uncompiled. The losses and optimiser steps stay
 uncompiled and launch their kernels one by one; ``cuda_graphs`` (below) captures them all.
 What runs compiled is each network's call, ``net(x)``, from then on: every step of the GAN

@@ -5,7 +5,7 @@ the default) the discriminator's feature layers take one margin step on the prot
 terms of a :class:`pddlite.margins.MarginTerms` strategy: Eqs. 5-6 (``margin="eq56"``, the
 ``paper`` and ``pddlite`` variants) or the sample notebook's terms (``margin="reference"``).
 Continued adversarial training keeps the features anchored to the whole unlabeled set; without it
-the margin loss sees only the K x N prototypes and over-fits them (measured: see the README).
+the margin loss sees only the K x N prototypes and over-fits them (measured: see docs/results.md).
 ``adversarial=False`` runs the margin steps alone; ``margin_steps=False`` runs the adversarial
 steps alone (the control of the ablation: it separates the margin loss from the tune-up's extra
 epochs of adversarial training). ``augment=True`` draws a random small shift and rotation of

@@ -12,7 +12,7 @@ variant's name; the trainer, the scorer and the task read the fields.
   notebook's generator layout, tune-up batches of 100, and transductive UMAP-3D + KDE scoring.
 * ``pddlite`` (the default): the paper's pre-training and losses, with four departures, each
   chosen on validation tasks (:func:`pddlite.make_validation_task`, never a test split) and
-  measured in the README: the embedding centred on the prototypes' mean and L2-normalised; the
+  measured in docs/results.md: the embedding centred on the prototypes' mean and L2-normalised; the
   Eq. 7 bandwidth in the embedding's own units (at w = 10 on unit vectors Eq. 7 is its class-mean
   limit, 0.04-0.06 AUROC lower); the margin steps at lr 2e-4 (at the paper's 0.002 the gain peaks
   after about 40 steps and then falls; at 2e-4 it keeps growing over 156); and, beyond the paper,
