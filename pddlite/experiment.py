@@ -182,6 +182,42 @@ def pdd_row(model: PDD, task: Task, ablation: bool = True) -> dict[str, Any]:
 _NOT_SETTINGS = frozenset({*RUNTIME_OPTIONS, "checkpoint", "pretrain_cache"})
 
 
+#: a row's metrics besides the final ones, by the suffix of the series that shows them: PDD's
+#: ablation stages and the scoring checks (:func:`pdd_row`)
+STAGE_FIELDS = {"-pretrain": "pretrain_", "-adversarial": "adversarial_only_", "-inductive": "inductive_",
+                "-prototypes": "prototypes_only_"}
+
+
+def row_problem(row: dict[str, Any]) -> str | None:
+    """What keeps ``row`` from being a complete, finite result, in words; ``None`` when nothing does.
+
+    Its metrics must be numbers in [0, 1] (not NaN, not text), its class, seed and shots whole
+    numbers, and the fields that name its series names. :func:`pddlite.grid.replicate` re-runs such
+    a row; a report leaves it out.
+    """
+    for key in ("auroc", "auprc", *(prefix + m for prefix in STAGE_FIELDS.values() for m in ("auroc", "auprc"))):
+        value = row.get(key)
+        if key in ("auroc", "auprc") or value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                return f"{key} is {value!r}, not a number in [0, 1]"
+    anomaly = row["anomaly"]
+    classes = anomaly if isinstance(anomaly, list) else [anomaly]
+    if not classes or any(isinstance(a, bool) or not isinstance(a, int) for a in classes):
+        return f"anomaly is {anomaly!r}, not a class number or a list of them"
+    seed = row.get("seed", row.get("rep", 0))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return f"seed is {seed!r}, not a whole number"
+    shots = row.get("shots", 20)
+    if isinstance(shots, bool) or not isinstance(shots, int):
+        return f"shots is {shots!r}, not a whole number"
+    if not isinstance(row["dataset"], str) or not isinstance(row["method"], str):
+        return "dataset and method must be names"
+    for key in ("profile", "split", "variant"):  # they name the series a row belongs to
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"{key} is {row[key]!r}, not a name"
+    return None
+
+
 def settings_fingerprint(method: str, profile: str | Profile | None = None, **options: Any) -> str:
     """A short digest of every setting a run's numbers depend on besides its task and seed.
 

@@ -46,7 +46,7 @@ from typing import Any, Iterable, Sequence
 from .data import DATASETS, canonical_dataset_name, check_shots
 from .device import MAX_SEED, choose_precision, resolve_device
 from .errors import PDDLiteError
-from .experiment import build_task, run_task, settings_fingerprint
+from .experiment import build_task, row_problem, run_task, settings_fingerprint
 from .files import (CLAIM_STALE_AFTER_S, check_output_folder, claim, claim_path, read_regular_text, release,
                     write_or_keep, write_text_atomically)
 from .methods import METHODS
@@ -265,8 +265,6 @@ def _finished_row(run: RunSpec, path: Path, expected: _Expected) -> dict[str, An
     row = _read_row(path)
     if row is None:
         return None
-    from .report import row_problem
-
     problem = row_problem(row)
     if problem:
         warnings.warn(f"re-running {run}: the row at {path} is not a finished result ({problem})", stacklevel=3)

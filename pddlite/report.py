@@ -36,6 +36,7 @@ from typing import Any, Iterable, Sequence
 
 from .data import DATASETS
 from .errors import PDDLiteError
+from .experiment import STAGE_FIELDS, row_problem
 from .files import check_output_folder, write_atomically, write_text_atomically
 from .stats import mean_std
 
@@ -50,8 +51,6 @@ VARIANT_ORDER = ("pddlite", "paper", "reference")
 _STAGES = {"": "", "-pretrain": ", pre-training only", "-adversarial": ", adversarial steps only",
            "-inductive": ", inductive UMAP", "-prototypes": ", Eq. 7 on the prototypes only"}
 #: row field prefix of each derived PDD series (the tuned model's own metric has none)
-_STAGE_FIELDS = {"-pretrain": "pretrain_", "-adversarial": "adversarial_only_", "-inductive": "inductive_",
-                "-prototypes": "prototypes_only_"}
 DATASET_LABELS = {"mnist": "MNIST", "mnist-5k": "MNIST-5k", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 PROFILE_PREFERENCE = ("paper", "quick", "smoke")
 _MARKERS = {"egbad": "v", "ganomaly": "^", "mcdd": "D", "deepsvdd": "P", "pixel-knn": "x", "pixel-centroid": "+",
@@ -63,7 +62,7 @@ def series_label(series: str) -> str:
     """``pdd-paper-pretrain`` -> ``PDD (paper), pre-training only``; baselines by :data:`METHOD_LABELS`."""
     if series.startswith("pdd-"):
         rest = series[4:]
-        for stage in _STAGE_FIELDS:
+        for stage in STAGE_FIELDS:
             if rest.endswith(stage):
                 return f"PDD ({rest[: -len(stage)]}){_STAGES[stage]}"
         return f"PDD ({rest})"
@@ -71,7 +70,7 @@ def series_label(series: str) -> str:
 
 
 def _marker(series: str) -> str:
-    for stage in _STAGE_FIELDS:
+    for stage in STAGE_FIELDS:
         if series.startswith("pdd-") and series.endswith(stage):
             return _STAGE_MARKERS[stage]
     return _STAGE_MARKERS[""] if series.startswith("pdd-") else _MARKERS.get(series, "o")
@@ -106,7 +105,7 @@ def _method_order(methods: Iterable[str]) -> list[str]:
     def key(m: str) -> tuple:
         if m.startswith("pdd-"):
             base = m[4:].split("-")[0]
-            stage = next((i for i, st in enumerate(_STAGE_FIELDS) if m.endswith(st)), -1)
+            stage = next((i for i, st in enumerate(STAGE_FIELDS) if m.endswith(st)), -1)
             return (0, stage, VARIANT_ORDER.index(base) if base in VARIANT_ORDER else 9, m)
         return (1, order.index(m) if m in order else len(order), 0, m)
 
@@ -136,7 +135,7 @@ def collect(rows: Iterable[dict[str, Any]], dataset: str, metric: str) -> dict[s
                 out[row["method"]][label].append(float(row[metric]))
             continue
         name = f"pdd-{_variant(row)}"
-        for suffix, prefix in (("", ""), *_STAGE_FIELDS.items()):
+        for suffix, prefix in (("", ""), *STAGE_FIELDS.items()):
             if row.get(prefix + metric) is not None:
                 out[name + suffix][label].append(float(row[prefix + metric]))
     return out
@@ -212,36 +211,6 @@ def consistent_rows(found: Sequence[tuple[Path, dict[str, Any]]], shots: int | N
     chosen = {id(row) for _, row in by_run.values()}
     kept = [row for _, row in found if id(row) in chosen]
     return kept, skipped
-
-
-def row_problem(row: dict[str, Any]) -> str | None:
-    """What keeps ``row`` from being a complete, finite result, in words; ``None`` when nothing does.
-
-    Its metrics must be numbers in [0, 1] (not NaN, not text), its class, seed and shots whole
-    numbers, and the fields that name its series names. :func:`pddlite.grid.replicate` re-runs such
-    a row; a report leaves it out.
-    """
-    for key in ("auroc", "auprc", *(prefix + m for prefix in _STAGE_FIELDS.values() for m in ("auroc", "auprc"))):
-        value = row.get(key)
-        if key in ("auroc", "auprc") or value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                return f"{key} is {value!r}, not a number in [0, 1]"
-    anomaly = row["anomaly"]
-    classes = anomaly if isinstance(anomaly, list) else [anomaly]
-    if not classes or any(isinstance(a, bool) or not isinstance(a, int) for a in classes):
-        return f"anomaly is {anomaly!r}, not a class number or a list of them"
-    seed = row.get("seed", row.get("rep", 0))
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        return f"seed is {seed!r}, not a whole number"
-    shots = row.get("shots", 20)
-    if isinstance(shots, bool) or not isinstance(shots, int):
-        return f"shots is {shots!r}, not a whole number"
-    if not isinstance(row["dataset"], str) or not isinstance(row["method"], str):
-        return "dataset and method must be names"
-    for key in ("profile", "split", "variant"):  # they name the series a row belongs to
-        if row.get(key) is not None and not isinstance(row[key], str):
-            return f"{key} is {row[key]!r}, not a name"
-    return None
 
 
 def choose_split(rows: Sequence[dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:
