@@ -56,6 +56,11 @@ class Runtime:
         out["device"] = str(self.device)
         return out
 
+    def with_seed(self, seed: int) -> "Runtime":
+        """A copy with another seed: a trainer that must not share its random streams with another
+        of the same run (PDD's tune-up, Deep SVDD's second stage) gets ``seed + offset``."""
+        return dataclasses.replace(self, seed=seed)
+
     def without(self, names: tuple[str, ...]) -> "Runtime":
         """A copy with ``names`` back at their defaults: a grid of many methods applies an option to
         the methods that honour it (one method run alone refuses it: :meth:`refuse`)."""
