@@ -72,6 +72,7 @@ from pddlite.experiment import run_task  # noqa: E402
 from pddlite.grid import RunSpec, replicate, write_row  # noqa: E402
 from pddlite.pdd import read_checkpoint  # noqa: E402
 from pddlite.report import make_report  # noqa: E402
+from pddlite.runtime import Runtime  # noqa: E402
 from tests.test_data import write_idx_images, write_idx_labels, write_mnist_like  # noqa: E402
 
 CATEGORIES = ("clean", "handled", "silent-wrong", "traceback", "misleading")
@@ -546,7 +547,7 @@ def _grid_row_path(tmp: Path, anomaly: int = 1, rep: int = 0) -> Path:
 def _finished_grid(tmp: Path) -> None:
     """The folder after ``replicate`` has run (pixel-knn trains nothing: a second)."""
     replicate(["mnist-5k"], ["pixel-knn"], reps=1, anomalies=[1], profile="smoke", out_dir=tmp / "res",
-              device="cpu", progress=False)
+              runtime=Runtime(device="cpu", progress=False), progress=False)
 
 
 def _forge(**change: Any) -> Callable[[Path], None]:
@@ -993,7 +994,7 @@ def baseline_option_cases() -> list[Case]:
         ]
     for name in (*trained, *pixel):
         run = lambda name=name, **kw: (lambda tmp: run_task("mnist-5k", 1, profile="smoke", method=name,  # noqa: E731
-                                                             device="cpu", progress=False, **kw))
+                                                             runtime=Runtime(device="cpu", progress=False), **kw))
         cases += [
             refuses(door, f"{name} with a PDD variant", run(variant="paper"), "variant"),
             refuses(door, f"{name} with a checkpoint", run(checkpoint="c.pt"), "checkpoint"),

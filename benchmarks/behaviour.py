@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pddlite  # noqa: E402
 from pddlite.experiment import run_task  # noqa: E402
+from pddlite.runtime import Runtime  # noqa: E402
 from pddlite.variants import VARIANTS  # noqa: E402
 
 RECORD = Path(__file__).with_name("behaviour.json")
@@ -53,8 +54,8 @@ def measure(profiles: tuple[str, ...]) -> dict[str, dict[str, float]]:
             key = f"{profile}/{method}" + (f"/{variant}" if variant else "")
             options = {"variant": variant} if variant else {}
             start = time.perf_counter()
-            row = run_task("mnist-5k", 1, 20, 0, profile=profile, method=method, device="cpu",
-                           progress=False, **options)
+            row = run_task("mnist-5k", 1, 20, profile=profile, method=method,
+                           runtime=Runtime(device="cpu", seed=0, progress=False), **options)
             out[key] = metrics(row)
             print(f"{key}: {out[key]}  ({time.perf_counter() - start:.0f} s)", flush=True)
     return out

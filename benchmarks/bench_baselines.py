@@ -42,6 +42,7 @@ from pddlite.gan import GANTrainer  # noqa: E402
 from pddlite.nets import init_weights, make_gan  # noqa: E402
 from pddlite.pdd import PDD  # noqa: E402
 from pddlite.profiles import get_profile  # noqa: E402
+from pddlite.runtime import Runtime  # noqa: E402
 from pddlite.tuneup import TuneUpTrainer  # noqa: E402
 
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 64, 64), "mnist-5k": (1, 28, 28)}
@@ -70,9 +71,9 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
         protos = torch.rand(NORMAL_CLASSES * SHOTS, *shape, device=device) * 2 - 1
         labels = torch.arange(NORMAL_CLASSES, device=device).repeat_interleave(SHOTS)
         return [
-            {"stage": "pre-training", "trainer": GANTrainer(g, d, device=device),
+            {"stage": "pre-training", "trainer": GANTrainer(g, d, runtime=Runtime(device=device)),
              "batch": sched["pretrain_batch_size"], "epochs": sched["pretrain_epochs"]},
-            {"stage": "tune-up", "trainer": TuneUpTrainer(g, d, protos, labels, device=device),
+            {"stage": "tune-up", "trainer": TuneUpTrainer(g, d, protos, labels, runtime=Runtime(device=device)),
              "batch": sched["tune_batch_size"], "epochs": sched["tune_epochs"]},
         ]
     if method in ("egbad", "ganomaly"):
@@ -88,7 +89,8 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
         sched = model.schedule(dataset, n_images)
         labels = torch.randint(0, NORMAL_CLASSES, (n_images,), device=device)
         trainer = MCDDTrainer(model.net_, labels, recipe=resolve_recipe(model.recipe, shape), lr=model.lr,
-                              reg_lambda=model.reg_lambda, epochs=sched["epochs"], device=device)
+                              reg_lambda=model.reg_lambda, epochs=sched["epochs"],
+                              runtime=Runtime(device=device))
         return [{"stage": "training", "trainer": trainer, "batch": sched["batch_size"], "epochs": sched["epochs"]}]
     if method == "deepsvdd":
         model = DeepSVDD(profile=profile, device=str(device), progress=False)
@@ -99,9 +101,9 @@ def stages(method: str, dataset: str, profile, device: torch.device, n_images: i
         return [
             {"stage": "autoencoder", "batch": sched["batch_size"], "epochs": sched["ae_epochs"],
              "trainer": AutoencoderTrainer(model.encoder_, model.decoder_, weight_decay=sched["ae_weight_decay"],
-                                           device=device)},
+                                           runtime=Runtime(device=device))},
             {"stage": "one-class", "batch": sched["batch_size"], "epochs": sched["epochs"],
-             "trainer": SVDDTrainer(model.encoder_, center, device=device)},
+             "trainer": SVDDTrainer(model.encoder_, center, runtime=Runtime(device=device))},
         ]
     raise ValueError(method)
 

@@ -24,6 +24,7 @@ import torch
 
 from pddlite.device import resolve_device
 from pddlite.nets import init_weights, make_gan
+from pddlite.runtime import Runtime
 from pddlite.scoring import PrototypeKDE
 from pddlite.tuneup import TuneUpTrainer
 
@@ -49,7 +50,7 @@ def step_inputs(device: torch.device, shape: tuple[int, int, int], width: float 
 def training_throughput(device: torch.device, steps: int, shape: tuple[int, int, int], batch: int) -> dict[str, float]:
     g, d, _, protos, labels = step_inputs(device, shape, 1.0, batch)
     images = torch.rand(batch * 4, *shape, device=device) * 2 - 1
-    trainer = TuneUpTrainer(g, d, protos, labels, device=device)
+    trainer = TuneUpTrainer(g, d, protos, labels, runtime=Runtime(device=device))
     out = {}
     for name, step in (("pretrain", lambda x: trainer.step(x)),
                        ("tuneup", lambda x: (trainer.step(x), trainer.margin_step()))):
@@ -68,7 +69,7 @@ def step_flops(device: torch.device, shape: tuple[int, int, int], batch: int) ->
     from torch.utils.flop_counter import FlopCounterMode
 
     g, d, images, protos, labels = step_inputs(device, shape, 1.0, batch)
-    trainer = TuneUpTrainer(g, d, protos, labels, device=device)
+    trainer = TuneUpTrainer(g, d, protos, labels, runtime=Runtime(device=device))
     out = {}
     for name, step in (("pretrain", lambda: trainer.step(images)),
                        ("tuneup", lambda: (trainer.step(images), trainer.margin_step()))):

@@ -58,6 +58,7 @@ from pddlite.device import choose_precision, resolve_device  # noqa: E402
 import pddlite.trainer  # noqa: E402
 from pddlite.gan import GANTrainer  # noqa: E402
 from pddlite.graphs import WARMUP_STEPS, ReplayEagerly, StepGraph  # noqa: E402
+from pddlite.runtime import Runtime  # noqa: E402
 from pddlite.tuneup import TuneUpTrainer  # noqa: E402
 
 SHAPES = {"28x28": (1, 28, 28), "64x64": (3, 64, 64)}
@@ -106,10 +107,10 @@ def timed_stages(device, shape, precision, width, batch, compile=False, channels
     if channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
         images, protos = (t.contiguous(memory_format=torch.channels_last) for t in (images, protos))
-    pre = with_graphs(GANTrainer(g, d, device=device, precision=precision, compile=compile,
-                                 cuda_graphs=cuda_graphs and device.type == "cuda"), cuda_graphs)
-    tune = with_graphs(TuneUpTrainer(g, d, protos, labels, device=device, precision=precision, compile=compile,
-                                     cuda_graphs=cuda_graphs and device.type == "cuda"), cuda_graphs)
+    runtime = Runtime(device=device, precision=precision, compile=compile,
+                      cuda_graphs=cuda_graphs and device.type == "cuda")
+    pre = with_graphs(GANTrainer(g, d, runtime=runtime), cuda_graphs)
+    tune = with_graphs(TuneUpTrainer(g, d, protos, labels, runtime=runtime), cuda_graphs)
     every = torch.arange(len(images), device=images.device)
     return {name: (trainer, lambda t=trainer: t.train_step(t.select(images, every))) for name, trainer in
             (("pretrain", pre), ("tuneup", tune))}
@@ -193,7 +194,7 @@ def paper_task_training(device, cuda_graphs: bool, epochs=PAPER_EPOCHS, n=MNIST_
     out: dict[str, Any] = {"images": n, "epochs": list(epochs), "cuda_graphs": cuda_graphs,
                            "precision": choose_precision(device, precision).name, "channels_last": channels_last}
     on_gpu = cuda_graphs and device.type == "cuda"
-    kw = {"device": device, "cuda_graphs": on_gpu, "precision": precision}
+    kw = {"runtime": Runtime(device=device, cuda_graphs=on_gpu, precision=precision)}
     for name, trainer, count in (
             ("pretrain", with_graphs(GANTrainer(g, d, **kw), cuda_graphs), epochs[0]),
             ("tuneup", with_graphs(TuneUpTrainer(g, d, protos, labels, **kw), cuda_graphs), epochs[1])):
@@ -243,8 +244,9 @@ def real_task(device: torch.device, profile: str, precision: str = "auto", cuda_
 
     task = make_task("mnist-5k", anomaly=1, shots=20, seed=0, device=device)
     estimate = PDD(profile=profile, device=str(device), seed=0, progress=False).training_estimate(task)
-    row = run_task("mnist-5k", anomaly=1, shots=20, seed=0, profile=profile, method="pdd", device=str(device),
-                   progress=False, ablation=False, precision=precision, cuda_graphs=cuda_graphs)
+    row = run_task("mnist-5k", anomaly=1, shots=20, profile=profile, method="pdd", ablation=False,
+                   runtime=Runtime(device=str(device), seed=0, progress=False, precision=precision,
+                                   cuda_graphs=cuda_graphs))
     row.pop("model", None)
     keep = ("profile", "variant", "precision", "cuda_graphs", "pretrain_auroc", "pretrain_auprc", "auroc", "auprc",
             "seconds")

@@ -19,6 +19,7 @@ from .experiment import SPLITS, run_task
 from .files import check_distinct_outputs, check_output_file, write_or_keep
 from .grid import DEFAULT_DATASETS, DEFAULT_METHODS, DEFAULT_REPS, count_finished, replicate
 from .profiles import get_profile
+from .runtime import Runtime
 from .variants import DEFAULT_VARIANT, VARIANTS
 
 
@@ -64,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options: dict = {}
     if args.method == "pdd":
         options = {"variant": args.variant or DEFAULT_VARIANT, "checkpoint": args.checkpoint,
-                   "ablation": not args.no_ablation, "cuda_graphs": args.cuda_graphs}
+                   "ablation": not args.no_ablation}
     else:
         for flag, value in (("--variant", args.variant), ("--checkpoint", args.checkpoint),
                             ("--cuda-graphs", args.cuda_graphs or None)):
@@ -75,11 +76,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     if args.checkpoint is not None:
         check_output_file(args.checkpoint, "--checkpoint")
+    runtime = Runtime(device=args.device, seed=args.seed, progress=not args.no_progress, precision=args.precision,
+                      deterministic=args.deterministic, compile=args.compile, cuda_graphs=args.cuda_graphs)
     row = run_task(
         dataset=args.dataset, anomaly=args.anomaly if len(args.anomaly) > 1 else args.anomaly[0],
-        shots=args.shots, seed=args.seed, profile=args.profile, method=args.method, device=args.device,
-        data_dir=args.data_dir, progress=not args.no_progress, split=args.split, precision=args.precision,
-        deterministic=args.deterministic, compile=args.compile, **options,
+        shots=args.shots, profile=args.profile, method=args.method, data_dir=args.data_dir, split=args.split,
+        runtime=runtime, **options,
     )
     row.pop("model", None)
     where = f"{row['split']} split"
@@ -120,18 +122,18 @@ def _add_replicate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
+    # each run's seed is its repetition index; --run-progress shows each run's epoch bars
+    runtime = Runtime(device=args.device, progress=args.run_progress, precision=args.precision,
+                      deterministic=args.deterministic, compile=args.compile, cuda_graphs=args.cuda_graphs)
     if args.dry_run:
         total, done = count_finished(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard,
-                                     args.anomalies, args.shots, args.variants, args.split, args.device,
-                                     args.precision, args.data_dir)
+                                     args.anomalies, args.shots, args.variants, args.split, runtime, args.data_dir)
         print(f"{total} runs in {'shard ' + args.shard if args.shard else 'the grid'} "
               f"(profile {get_profile(args.profile).name}): {done} done, {total - done} to run; results in {args.out}")
         return 0
-    rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.device,
-                     args.data_dir, args.anomalies, args.shots, progress=not args.no_progress,
-                     run_progress=args.run_progress, variants=args.variants, split=args.split,
-                     precision=args.precision, deterministic=args.deterministic, compile=args.compile,
-                     cuda_graphs=args.cuda_graphs)
+    rows = replicate(args.datasets, args.methods, args.reps, args.profile, args.out, args.shard, args.data_dir,
+                     args.anomalies, args.shots, progress=not args.no_progress, variants=args.variants,
+                     split=args.split, runtime=runtime)
     print(f"{len(rows)} runs finished in {args.out}; draw the figures with: pddlite report {args.out}")
     return 0
 

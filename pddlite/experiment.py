@@ -39,28 +39,24 @@ def run_task(
     dataset: str = "mnist-5k",
     anomaly: int | Sequence[int] = 1,
     shots: int = 20,
-    seed: int = 0,
+    *,
     profile: str | None = None,
     method: str = "pdd",
-    device: str = "auto",
     data_dir: str | Path | None = None,
-    progress: bool = True,
     download: bool = True,
     split: str = "test",
-    precision: str = "auto",
-    deterministic: bool = False,
-    compile: bool = False,
+    runtime: Runtime = Runtime(),
     where_honoured: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Build the task, train ``method`` on it, and return its result row (see module docstring).
 
-    ``precision`` and ``deterministic`` are the training precision and cuDNN mode
-    (:mod:`pddlite.device`); ``compile`` compiles the networks' forward passes for training
-    (:mod:`pddlite.trainer`); PDD's ``cuda_graphs`` option replays its training steps as CUDA graphs
-    (:mod:`pddlite.graphs`). The row records the precision and whether it compiled or used graphs;
-    none enters the settings fingerprint (they change how a run computes, not what it is asked to
-    compute).
+    ``runtime`` holds the run-time options (:class:`pddlite.runtime.Runtime`): its seed draws the
+    task and seeds the training; its precision, cuDNN mode (:mod:`pddlite.device`), ``compile``
+    (:mod:`pddlite.trainer`) and ``cuda_graphs`` (:mod:`pddlite.graphs`) say how the run computes.
+    The row records the seed, the precision and whether it compiled or used graphs; none enters the
+    settings fingerprint (they change how a run computes, or which task it is, not what it is asked
+    to compute).
 
     ``split="validation"`` trains and scores on the validation task of the same dataset, class,
     shots and seed (:func:`pddlite.make_validation_task`): where settings are chosen.
@@ -75,9 +71,11 @@ def run_task(
     """
     choice("method", method, sorted(METHODS))
     choice("split", split, SPLITS)
+    given = sorted(set(options) & set(RUNTIME_OPTIONS))
+    if given:
+        raise PDDLiteError(f"run_task takes the run-time options as one runtime=Runtime(...), not as "
+                           f"{', '.join(given)}=...: pass runtime=Runtime({given[0]}=...)")
     fingerprint = settings_fingerprint(method, profile, **options)  # as asked, before options are taken apart
-    runtime = Runtime(device=device, seed=seed, progress=progress, precision=precision, deterministic=deterministic,
-                      compile=compile, cuda_graphs=options.pop("cuda_graphs", False))
     if where_honoured:
         runtime = runtime.without(METHODS[method].unsupported_runtime)
     ablation = options.pop("ablation", True) if method == "pdd" else True
@@ -92,7 +90,7 @@ def run_task(
     model = METHODS[method](profile=prof.name, **runtime.params(), **options)
     resolved = model._resolve()
     rt = resolved["runtime_"]
-    task = build_task(dataset, anomaly, shots, seed, method, prof, split, data_dir, rt.device, download,
+    task = build_task(dataset, anomaly, shots, rt.seed, method, prof, split, data_dir, rt.device, download,
                       keep_prototypes=method == "pdd" and resolved["config_"].keep_prototypes)
     start = time.perf_counter()
     result = pdd_row(model, task, ablation) if method == "pdd" else model.run(task)
@@ -101,7 +99,7 @@ def run_task(
         "dataset": task.dataset,
         "anomaly": list(task.anomaly_classes) if len(task.anomaly_classes) > 1 else task.anomaly_classes[0],
         "shots": shots,
-        "seed": seed,
+        "seed": rt.seed,
         "split": task.split,
         "method": method,
         "profile": prof.name,

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import Precision
 from .modes import network_mode
 from .nets import Z_DIM
+from .runtime import Runtime
 from .trainer import EpochTrainer
 
 
@@ -37,11 +37,10 @@ def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.
 class AdversarialTrainer(EpochTrainer):
     """An :class:`~pddlite.trainer.EpochTrainer` that draws generator noise from its own seeded stream."""
 
-    def __init__(self, device: torch.device | str, seed: int, z_std: float, precision: str | Precision = "auto",
-                 compile: bool = False, cuda_graphs: bool = False):
-        super().__init__(device, seed, precision, compile, cuda_graphs)
+    def __init__(self, runtime: Runtime, z_std: float):
+        super().__init__(runtime)
         self.z_std = float(z_std)
-        self.noise_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
 
     def noise(self, n: int) -> torch.Tensor:
         """z ~ N(0, z_std^2 I) in 100 dimensions (Tables 3-4 input)."""
@@ -65,13 +64,9 @@ class GANTrainer(AdversarialTrainer):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         z_std: float = 1.0,
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        precision: str | Precision = "auto",
-        compile: bool = False,
-        cuda_graphs: bool = False,
+        runtime: Runtime = Runtime(),
     ):
-        super().__init__(device, seed, z_std, precision, compile, cuda_graphs)
+        super().__init__(runtime, z_std)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {
@@ -146,12 +141,9 @@ class BiGANTrainer(AdversarialTrainer):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         z_std: float = 1.0,
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        precision: str | Precision = "auto",
-        compile: bool = False,
+        runtime: Runtime = Runtime(),
     ):
-        super().__init__(device, seed, z_std, precision, compile)
+        super().__init__(runtime, z_std)
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.modules = {"generator": generator, "encoder": encoder, "discriminator": discriminator}
         self.optimizers = {

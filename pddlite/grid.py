@@ -44,14 +44,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .data import DATASETS, canonical_dataset_name, check_shots
-from .device import MAX_SEED, choose_precision, resolve_device
+from .device import MAX_SEED
 from .errors import PDDLiteError
 from .experiment import build_task, row_problem, run_task, settings_fingerprint
 from .files import (CLAIM_STALE_AFTER_S, check_output_folder, claim, claim_path, read_regular_text, release,
                     write_or_keep, write_text_atomically)
 from .methods import METHODS
-from .options import choice, flag
+from .options import choice
 from .profiles import get_profile
+from .runtime import Runtime
 from .variants import DEFAULT_VARIANT, variant_options
 
 #: The paper's grid (Sec. 5): three datasets, PDD and its three baselines, plus Deep SVDD.
@@ -252,11 +253,6 @@ class _Expected:
         return self._digests[key]
 
 
-def _resolved_precision(device: str, precision: str) -> str:
-    """The precision a run on ``device`` trains in (``auto`` resolved), as its row records it."""
-    return choose_precision(resolve_device(device), precision).name
-
-
 def _finished_row(run: RunSpec, path: Path, expected: _Expected) -> dict[str, Any] | None:
     """The row at ``path`` if it is this run's complete, finite result on the same images, else
     ``None`` (with a warning that says why when a file is there)."""
@@ -358,8 +354,7 @@ def count_finished(
     shots: int = 20,
     variants: Sequence[str] = (DEFAULT_VARIANT,),
     split: str = "test",
-    device: str = "auto",
-    precision: str = "auto",
+    runtime: Runtime = Runtime(progress=False),
     data_dir: str | Path | None = None,
 ) -> tuple[int, int]:
     """(runs in the grid or shard, runs whose file already holds their row): ``replicate --dry-run``.
@@ -370,7 +365,7 @@ def count_finished(
     prof = get_profile(profile)
     check_shots(shots)
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
-    expected = _Expected(prof, shots, split, _resolved_precision(device, precision), data_dir)
+    expected = _Expected(prof, shots, split, runtime.resolved().precision.name, data_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the real run says which rows it re-runs and why
         done = sum(_finished_row(r, r.path(out_dir, prof.name, shots, split), expected) is not None for r in runs)
@@ -384,18 +379,13 @@ def replicate(
     profile: str | None = None,
     out_dir: str | Path = "results",
     shard: str | tuple[int, int] | None = None,
-    device: str = "auto",
     data_dir: str | Path | None = None,
     anomalies: Sequence[int] | None = None,
     shots: int = 20,
     progress: bool = True,
-    run_progress: bool = False,
     variants: Sequence[str] = (DEFAULT_VARIANT,),
     split: str = "test",
-    precision: str = "auto",
-    deterministic: bool = False,
-    compile: bool = False,
-    cuda_graphs: bool = False,
+    runtime: Runtime = Runtime(progress=False),
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid, or one shard of it; return the rows of the selected runs.
 
@@ -403,10 +393,11 @@ def replicate(
     at once as one JSON file (see the module docstring); runs whose file holds their row (same
     task, profile, variant and settings) are read, not re-run. Each run is claimed before it
     starts (:func:`pddlite.files.claim`): workers sharing a folder split the runs, and a claim left
-    by a killed worker is taken over. ``progress`` shows the bar over runs; ``run_progress`` also
-    each run's epoch bars (and its estimated training time). ``precision``, ``deterministic`` and
-    ``compile`` are every run's (:func:`pddlite.experiment.run_task`); ``cuda_graphs`` is every PDD
-    run's (:mod:`pddlite.graphs`; the baselines train without).
+    by a killed worker is taken over. ``progress`` shows the bar over runs. ``runtime`` holds every
+    run's run-time options (:class:`pddlite.runtime.Runtime`): its ``progress`` shows each run's
+    epoch bars (and its estimated training time; off by default); its seed stays 0, since each run's
+    seed is its repetition index; a method that cannot honour an option (the baselines replay no
+    CUDA graphs) runs with that option at its default.
     ``variants`` are PDD's variants to run side by side; ``split="validation"`` scores the
     validation tasks (where choices are made) instead of the test split, into files of their own.
     An exception in a run stops the grid (the finished runs stay written; run again to resume).
@@ -415,11 +406,13 @@ def replicate(
 
     prof = get_profile(profile)
     check_shots(shots)  # before any run is claimed, not in the first one
-    compile = flag("compile", compile)
-    cuda_graphs = flag("cuda_graphs", cuda_graphs)
+    if runtime.seed != 0:
+        raise PDDLiteError(f"the grid's seeds are its repetitions (reps), not runtime's seed ({runtime.seed!r}): "
+                           "leave the seed at 0")
+    resolved = runtime.resolved()  # every option checked before any run is claimed
     runs = select_shard(grid_runs(datasets, methods, reps, anomalies, variants), shard)
     out = check_output_folder(out_dir)
-    expected = _Expected(prof, shots, split, _resolved_precision(device, precision), data_dir)
+    expected = _Expected(prof, shots, split, resolved.precision.name, data_dir)
     rows: dict[RunSpec, dict[str, Any]] = {}
     estimator = _Estimator()
     pending: list[RunSpec] = []
@@ -449,8 +442,7 @@ def replicate(
                 if row is None:
                     left = estimator.left(pending[i:])
                     bar.set_postfix_str(f"now: {run}" + (f" | est. left {_format_seconds(left)}" if left else ""))
-                    row = _run(run, prof.name, out, shots, split, device, data_dir, run_progress, precision,
-                               deterministic, compile, cuda_graphs)
+                    row = _run(run, prof.name, out, shots, split, data_dir, runtime)
                     write_row(row, path, keep=True)
                     estimator.add(run.dataset, run.name, row.get("wall_seconds", row.get("seconds", 0.0)))
             finally:
@@ -474,18 +466,15 @@ def replicate(
     return [rows[r] for r in runs if r in rows]
 
 
-def _run(run: RunSpec, profile: str, out: Path, shots: int, split: str, device: str, data_dir: Any,
-         run_progress: bool, precision: str, deterministic: bool, compile: bool = False,
-         cuda_graphs: bool = False) -> dict[str, Any]:
-    """Train and score one run of the grid; its row, ready to write."""
+def _run(run: RunSpec, profile: str, out: Path, shots: int, split: str, data_dir: Any,
+         runtime: Runtime) -> dict[str, Any]:
+    """Train and score one run of the grid (seeded by its repetition); its row, ready to write."""
     start = time.perf_counter()
     # PDD variants with the same pre-training (paper, pddlite) share it through a cache
-    options = {} if run.variant is None else {"variant": run.variant, "pretrain_cache": out / profile / ".pretrained",
-                                              "cuda_graphs": cuda_graphs}
-    row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, seed=run.seed, profile=profile,
-                   method=run.method, device=device, data_dir=data_dir, progress=run_progress,
-                   split=split, precision=precision, deterministic=deterministic, compile=compile,
-                   where_honoured=True, **options)
+    options = {} if run.variant is None else {"variant": run.variant, "pretrain_cache": out / profile / ".pretrained"}
+    row = run_task(dataset=run.dataset, anomaly=run.anomaly, shots=shots, profile=profile, method=run.method,
+                   data_dir=data_dir, split=split, runtime=runtime.with_seed(run.seed), where_honoured=True,
+                   **options)
     row.pop("model", None)
     row.update({
         "rep": run.rep,

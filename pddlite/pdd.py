@@ -426,10 +426,8 @@ class PDD(Detector):
     # ------------------------------------------------------------------ trainers
     def _pretrain_trainer(self) -> GANTrainer:
         """The GAN pre-training's trainer, on this model's networks."""
-        rt = self.runtime_
         return GANTrainer(self.generator_, self.discriminator_, self.config_.lr, z_std=self.config_.z_std,
-                          device=rt.device, seed=rt.seed, precision=rt.precision, compile=rt.compile,
-                          cuda_graphs=rt.cuda_graphs)
+                          runtime=self.runtime_)
 
     def _tuneup_trainer(self, task: Task) -> TuneUpTrainer:
         """The tune-up's trainer, on this model's networks and ``task``'s prototypes."""
@@ -439,8 +437,7 @@ class PDD(Detector):
             margin=c.margin, lr=c.lr, margin_lr=c.margin_lr, margin_steps=c.margin_steps, beta=c.beta,
             q_intra=c.q_intra, q_inter=c.q_inter, adversarial=c.adversarial_tuneup,
             normalization=c.normalization, z_std=c.z_std, augment=c.augment_prototypes,
-            ema_decay=c.ema_decay, device=rt.device, seed=rt.seed + TUNEUP_SEED_OFFSET,
-            precision=rt.precision, compile=rt.compile, cuda_graphs=rt.cuda_graphs,
+            ema_decay=c.ema_decay, runtime=rt.with_seed(rt.seed + TUNEUP_SEED_OFFSET),
         )
 
     def training_estimate(self, task: Task, ablation: bool = False, *,

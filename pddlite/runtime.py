@@ -1,11 +1,13 @@
 """The run-time options of a run, as one object: how it computes, never what it computes.
 
 :class:`Runtime` bundles ``device``, ``seed``, ``progress``, ``precision``, ``deterministic``,
-``compile`` and ``cuda_graphs``. The command line builds one, :func:`pddlite.experiment.run_task`
-hands its :meth:`~Runtime.params` to a detector (whose constructor takes them as explicit
-scikit-learn parameters), and the detector's ``fit`` resolves them into ``runtime_``: a
-:class:`Runtime` whose device is a :class:`torch.device` and whose precision a
-:class:`~pddlite.device.Precision`, which its trainers read. A detector that cannot honour an
+``compile`` and ``cuda_graphs``. The command line builds one and passes it whole to
+:func:`pddlite.experiment.run_task` (``runtime=``) or to the grid (:func:`pddlite.grid.replicate`,
+which gives each run its repetition's seed); ``run_task`` hands its :meth:`~Runtime.params` to a
+detector (whose constructor takes them as explicit scikit-learn parameters), and the detector's
+``fit`` resolves them into ``runtime_``: a :class:`Runtime` whose device is a :class:`torch.device`
+and whose precision a :class:`~pddlite.device.Precision`, which it passes whole to its trainers
+(:class:`pddlite.trainer.EpochTrainer`'s ``runtime``). A detector that cannot honour an
 option (:attr:`pddlite.detector.Detector.unsupported_runtime`) refuses a value other than the
 default in one line instead of ignoring it.
 
@@ -55,6 +57,11 @@ class Runtime:
         out["precision"] = getattr(self.precision, "name", self.precision)
         out["device"] = str(self.device)
         return out
+
+    def with_seed(self, seed: int) -> "Runtime":
+        """A copy with another seed: a trainer that must not share its random streams with another
+        of the same run (PDD's tune-up, Deep SVDD's second stage) gets ``seed + offset``."""
+        return dataclasses.replace(self, seed=seed)
 
     def without(self, names: tuple[str, ...]) -> "Runtime":
         """A copy with ``names`` back at their defaults: a grid of many methods applies an option to

@@ -45,9 +45,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import batches
-from .device import Precision, choose_precision
 from .graphs import StepGraph, make_capturable, refuse, unsupported_setting
-from .options import flag
+from .runtime import Runtime
 
 #: Keyword arguments of every in-place :func:`torch.compile`: empty, inductor's defaults. A test
 #: sets ``{"backend": "eager"}`` here to check the plumbing without paying for a real compile.
@@ -72,18 +71,17 @@ class EpochTrainer:
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
 
-    def __init__(self, device: torch.device | str, seed: int, precision: str | Precision = "auto",
-                 compile: bool = False, cuda_graphs: bool = False):
-        self.device = torch.device(device)
-        self.seed = int(seed)
-        self.precision = choose_precision(self.device, precision)
-        self.compile = flag("compile", compile)
-        self.cuda_graphs = flag("cuda_graphs", cuda_graphs)
+    def __init__(self, runtime: Runtime = Runtime()):
+        # resolving a resolved Runtime changes nothing; one built by hand (Runtime(), the defaults)
+        # gets its device and precision here
+        self.runtime = runtime.resolved()
+        self.device, self.seed, self.precision = self.runtime.device, self.runtime.seed, self.runtime.precision
+        self.compile, self.cuda_graphs = self.runtime.compile, self.runtime.cuda_graphs
         self.step_graph: StepGraph | None = None  # made by prepare_to_train when cuda_graphs
         self.scaler = self.precision.grad_scaler()
         self.epoch = 0
         self.history: list[dict[str, float]] = []
-        self.data_generator = torch.Generator().manual_seed(seed)
+        self.data_generator = torch.Generator().manual_seed(self.seed)
 
     def autocast(self):
         """The forward passes' mixed precision (a no-op in float32). It keeps no cache of cast
@@ -193,12 +191,14 @@ class EpochTrainer:
         images: torch.Tensor,
         epochs: int,
         batch_size: int,
-        progress: bool = True,
+        progress: bool | None = None,
         desc: str = "training",
         on_epoch_end: Callable[["EpochTrainer"], None] | None = None,
     ) -> list[dict[str, float]]:
-        """Train until ``epochs`` epochs are done in total (a resumed trainer continues its count)."""
+        """Train until ``epochs`` epochs are done in total (a resumed trainer continues its count);
+        ``progress`` (a bar per epoch) is the runtime's unless given."""
         self.prepare_to_train()
+        progress = self.runtime.progress if progress is None else progress
         bar = tqdm(total=epochs, initial=self.epoch, desc=desc, disable=not progress, unit="epoch")
         while self.epoch < epochs:
             start = time.perf_counter()

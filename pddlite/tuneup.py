@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from .augment import random_affine
-from .device import Precision
 from .ema import WeightAverage
 from .gan import GANTrainer, adam
 from .margins import MarginTerms, margin_terms
+from .runtime import Runtime
 
 
 class TuneUpTrainer(GANTrainer):
@@ -51,22 +51,18 @@ class TuneUpTrainer(GANTrainer):
         z_std: float = 1.0,
         augment: bool = False,
         ema_decay: float | None = None,
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        precision: str | Precision = "auto",
-        compile: bool = False,
-        cuda_graphs: bool = False,
+        runtime: Runtime = Runtime(),
     ):
         # Eqs. 5-6 read beta, the quantiles and the normalisation; a strategy object brings its own
         self.terms = margin if isinstance(margin, MarginTerms) else margin_terms(margin, beta, q_intra, q_inter,
                                                                                  normalization)
-        super().__init__(generator, discriminator, lr, betas, z_std, device, seed, precision, compile, cuda_graphs)
+        super().__init__(generator, discriminator, lr, betas, z_std, runtime)
         self.optimizers["generator"] = adam(generator.parameters(), self.terms.generator_lr_factor * lr, betas)
         self.prototypes, self.prototype_labels = prototypes, prototype_labels
         self.margin_steps = bool(margin_steps)
         self.adversarial = adversarial
         self.augment = bool(augment)
-        self.augment_generator = torch.Generator().manual_seed(seed + 2)
+        self.augment_generator = torch.Generator().manual_seed(self.seed + 2)
         self.ema = None
         if ema_decay is not None:
             self.ema = WeightAverage(discriminator, ema_decay).to(self.device)

@@ -19,6 +19,10 @@ from pddlite.baselines.mcdd import MCDDNet
 from pddlite.experiment import run_task
 from pddlite.methods import METHODS
 from pddlite.nets import Encoder, JointDiscriminator, make_gan
+from pddlite.runtime import Runtime
+
+CPU = Runtime(device="cpu")
+QUIET_CPU = Runtime(device="cpu", progress=False)
 
 
 # one intra-op thread: on a small shared CPU a second one makes these tiny ops many times slower
@@ -36,8 +40,8 @@ def task():
 @pytest.mark.parametrize("method", ["egbad", "ganomaly", "mcdd", "deepsvdd"])
 def test_each_baseline_runs_on_a_smoke_task(method):
     assert method in METHODS
-    row = run_task("mnist-5k", anomaly=3, shots=10, seed=1, profile="smoke", method=method,
-                   device="cpu", progress=False)
+    row = run_task("mnist-5k", anomaly=3, shots=10, profile="smoke", method=method,
+                   runtime=Runtime(device="cpu", seed=1, progress=False))
     model = row.pop("model")
     assert isinstance(model, METHODS[method])
     assert row["method"] == method and row["dataset"] == "mnist-5k" and row["anomaly"] == 3
@@ -156,7 +160,7 @@ def test_deepsvdd_lowers_the_rate_for_the_milestone_th_epoch_as_the_public_code(
     from pddlite.baselines.deepsvdd import SVDDTrainer
 
     encoder = torch.nn.Linear(2, 2, bias=False)
-    trainer = SVDDTrainer(encoder, torch.zeros(2), lr=1e-4, milestone=50)
+    trainer = SVDDTrainer(encoder, torch.zeros(2), lr=1e-4, milestone=50, runtime=CPU)
     rates = []
     for epoch in (0, 48, 49, 50):
         trainer.epoch = epoch
@@ -219,7 +223,7 @@ def test_unknown_options_and_bad_values_are_refused():
     with pytest.raises(PDDLiteError, match="labeled normal data"):
         MCDD(profile="smoke", device="cpu").fit(torch.zeros(8, 1, 28, 28))
     with pytest.raises(PDDLiteError, match="no variant"):
-        run_task("mnist-5k", 1, profile="smoke", method="mcdd", device="cpu", progress=False, variant="reference")
+        run_task("mnist-5k", 1, profile="smoke", method="mcdd", runtime=QUIET_CPU, variant="reference")
 
 
 def test_fit_on_plain_images(task):
@@ -274,7 +278,7 @@ def test_egbad_averages_are_warmed_up_and_follow_the_trained_weights_in_a_short_
     real = torch.rand(16, 1, 28, 28) * 2 - 1
     nets = _egbad_nets()
     initial = torch.cat([p.detach().flatten().clone() for net in nets for p in net.parameters()])
-    trainer = EMABiGANTrainer(*nets, lr=1e-3, ema_decay=0.999)
+    trainer = EMABiGANTrainer(*nets, lr=1e-3, ema_decay=0.999, runtime=CPU)
     for _ in range(20):
         trainer.step(real)
     live = torch.cat([p.detach().flatten() for net in nets for p in net.parameters()])
@@ -398,7 +402,7 @@ def test_mcdd_takes_the_image_recipe_of_the_public_code_for_64x64_images():
 
     assert resolve_recipe("auto", (3, 64, 64)) == "image" and resolve_recipe("auto", (1, 28, 28)) == "tabular"
     net = MCDDNet((3, 64, 64), n_classes=3, width=0.125, latent_dim=4)
-    trainer = MCDDTrainer(net, torch.zeros(6, dtype=torch.long), recipe="image", epochs=8)
+    trainer = MCDDTrainer(net, torch.zeros(6, dtype=torch.long), recipe="image", epochs=8, runtime=CPU)
     opt = trainer.optimizers["net"]
     assert isinstance(opt, torch.optim.SGD)
     group = opt.param_groups[0]
@@ -411,7 +415,7 @@ def test_mcdd_takes_the_image_recipe_of_the_public_code_for_64x64_images():
         trainer.train_epoch(images, 3)
         rates.append(opt.param_groups[0]["lr"])
     assert rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
-    tabular = MCDDTrainer(MCDDNet((1, 28, 28), 3, 0.125, 4), torch.zeros(6, dtype=torch.long), recipe="tabular")
+    tabular = MCDDTrainer(MCDDNet((1, 28, 28), 3, 0.125, 4), torch.zeros(6, dtype=torch.long), recipe="tabular", runtime=CPU)
     assert isinstance(tabular.optimizers["net"], torch.optim.Adam) and tabular.reg_lambda == 1.0
     assert tabular.base_lr == 1e-3 and not tabular.augment
     with pytest.raises(PDDLiteError, match="recipe"):

@@ -14,6 +14,7 @@ from pddlite.baselines import EGBAD, MCDD, DeepSVDD, GANomaly
 from pddlite.experiment import run_task, settings_fingerprint
 from pddlite.gan import GANTrainer
 from pddlite.nets import make_gan
+from pddlite.runtime import Runtime
 from pddlite.trainer import is_compiled
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -56,13 +57,13 @@ def test_each_trained_baseline_hands_compile_to_its_trainer_and_scores_as_withou
 
 def test_compile_must_be_true_or_false_at_every_door():
     for build in (lambda: PDD(device="cpu", compile="yes"), lambda: GANomaly(device="cpu", compile=1),
-                  lambda: run_task(profile="smoke", device="cpu", compile="no")):
+                  lambda: run_task(profile="smoke", runtime=Runtime(device="cpu", compile="no"))):
         with pytest.raises(PDDLiteError, match="compile must be True or False, got"):
             build()
 
 
 def test_the_row_says_whether_the_run_compiled_and_its_settings_are_the_same(eager_compile):
-    row = run_task(profile="smoke", device="cpu", method="ganomaly", progress=False, compile=True)
+    row = run_task(profile="smoke", method="ganomaly", runtime=Runtime(device="cpu", progress=False, compile=True))
     assert row["compile"] is True and row["model"].trainer_.compile
     assert row["settings"] == settings_fingerprint("ganomaly", "smoke")  # how it computes, not what
-    assert run_task(profile="smoke", device="cpu", method="pixel-knn", progress=False)["compile"] is False
+    assert run_task(profile="smoke", method="pixel-knn", runtime=Runtime(device="cpu", progress=False))["compile"] is False

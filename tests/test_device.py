@@ -7,6 +7,7 @@ from pddlite import PDDLiteError
 from pddlite.device import Precision, choose_precision, seed_everything
 from pddlite.gan import GANTrainer
 from pddlite.nets import init_weights, make_gan
+from pddlite.runtime import Runtime
 from pddlite.trainer import EpochTrainer
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -33,7 +34,7 @@ def test_the_cpu_trains_in_float32_unless_asked_and_unknown_names_are_refused():
 def _linear_step(precision, loss_scale=1.0):
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 1)
-    trainer = EpochTrainer(torch.device("cpu"), 0, precision)
+    trainer = EpochTrainer(Runtime(device="cpu", precision=precision))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x = torch.randn(8, 4)
     loss = (net(x) ** 2).mean() * loss_scale
@@ -60,12 +61,12 @@ def test_a_gan_step_runs_in_float16_autocast_with_loss_scaling_on_the_cpu():
     g, d = make_gan((1, 28, 28), 0.125)
     g.apply(init_weights)
     d.apply(init_weights)
-    trainer = GANTrainer(g, d, precision="fp16")
+    trainer = GANTrainer(g, d, runtime=Runtime(device="cpu", precision="fp16"))
     loss_d, loss_g = trainer.step(torch.rand(16, 1, 28, 28) * 2 - 1)
     assert torch.isfinite(loss_d) and torch.isfinite(loss_g)
     state = trainer.state_dict()
     assert state["grad_scaler"]["scale"] == trainer.scaler.get_scale()
-    again = GANTrainer(g, d, precision="fp16")
+    again = GANTrainer(g, d, runtime=Runtime(device="cpu", precision="fp16"))
     again.load_state_dict(state)
     assert again.scaler.get_scale() == trainer.scaler.get_scale()
 

@@ -19,7 +19,10 @@ from pddlite.graphs import (ReplayEagerly, StepGraph, WARMUP_STEPS, flatten, hos
                             unsupported_setting)
 from pddlite.margins import NotebookTerms
 from pddlite.nets import init_weights, make_gan
+from pddlite.runtime import Runtime
 from pddlite.tuneup import TuneUpTrainer
+
+CPU = Runtime(device="cpu")
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -49,14 +52,14 @@ def prototypes():
 def tuneup(augment=False, margin="eq56"):
     g, d = gan()
     x, y = prototypes()
-    return TuneUpTrainer(g, d, x, y, margin=margin, augment=augment, ema_decay=0.9, seed=0)
+    return TuneUpTrainer(g, d, x, y, margin=margin, augment=augment, ema_decay=0.9, runtime=CPU)
 
 
 def weights(trainer):
     return [t.detach().clone() for m in trainer.modules.values() for t in m.state_dict().values()]
 
 
-@pytest.mark.parametrize("make", [lambda: GANTrainer(*gan(), seed=0), lambda: tuneup(augment=True)],
+@pytest.mark.parametrize("make", [lambda: GANTrainer(*gan(), runtime=CPU), lambda: tuneup(augment=True)],
                          ids=["pre-training", "tune-up with augmented prototypes"])
 def test_training_through_replays_equals_eager_training_bit_for_bit(make):
     eager, graphed = make(), make()
@@ -70,7 +73,7 @@ def test_training_through_replays_equals_eager_training_bit_for_bit(make):
 
 
 def test_a_failed_capture_warns_once_and_trains_on_eagerly():
-    eager, graphed = GANTrainer(*gan(), seed=0), GANTrainer(*gan(), seed=0)
+    eager, graphed = GANTrainer(*gan(), runtime=CPU), GANTrainer(*gan(), runtime=CPU)
     graphed.step_graph = StepGraph(graphed.batch_losses, capture=FailingCapture)
     eager.fit(images(), epochs=2, batch_size=8, progress=False)
     with pytest.warns(RuntimeWarning, match="could not be captured") as caught:
@@ -118,7 +121,7 @@ def test_the_steps_draw_every_random_number_in_select_and_none_inside():
 def test_noise_drawn_before_the_step_is_the_noise_an_eager_step_draws():
     """Drawing the step's noise in select changed no number: a step with its noise given equals one
     that draws it itself, from the same generator state."""
-    first, second = GANTrainer(*gan(), seed=0), GANTrainer(*gan(), seed=0)
+    first, second = GANTrainer(*gan(), runtime=CPU), GANTrainer(*gan(), runtime=CPU)
     real = images(8)
     assert [t.item() for t in first.step(real, fake_factor=2)] == \
         [t.item() for t in second.step(real, noise=second.step_noise(8, fake_factor=2))]
@@ -141,7 +144,7 @@ def test_host_syncs_names_what_would_make_the_host_wait():
 
 
 def test_the_pretraining_and_eq56_tuneup_steps_have_no_host_sync_and_the_reference_terms_do():
-    for trainer in (GANTrainer(*gan(), seed=0), tuneup(augment=True)):
+    for trainer in (GANTrainer(*gan(), runtime=CPU), tuneup(augment=True)):
         no_optimiser_steps(trainer)
         trainer.prepare_to_train()
         batch = trainer.select(images(), torch.arange(8))
@@ -165,13 +168,13 @@ def test_cuda_graphs_are_refused_in_one_line_where_they_cannot_work():
         PDD(profile="smoke", device="cpu", cuda_graphs=True)
     with pytest.raises(PDDLiteError, match="must be True or False"):
         PDD(profile="smoke", device="cpu", cuda_graphs="yes")
-    trainer = GANTrainer(*gan(), cuda_graphs=True)
+    trainer = GANTrainer(*gan(), runtime=Runtime(device="cpu", cuda_graphs=True))
     with pytest.raises(PDDLiteError, match="CUDA device"):
         trainer.fit(images(), epochs=1, batch_size=8, progress=False)
 
 
 def test_make_capturable_sets_the_flag_that_loading_a_state_resets():
-    trainer = GANTrainer(*gan(), seed=0)
+    trainer = GANTrainer(*gan(), runtime=CPU)
     trainer.fit(images(), epochs=1, batch_size=8, progress=False)
     state = trainer.state_dict()
     for optimizer in trainer.optimizers.values():
@@ -186,7 +189,7 @@ def test_make_capturable_sets_the_flag_that_loading_a_state_resets():
 def test_on_the_cpu_the_optimisers_stay_plain_and_the_networks_keep_their_layout():
     from pddlite.device import place
 
-    trainer = GANTrainer(*gan(), seed=0)
+    trainer = GANTrainer(*gan(), runtime=CPU)
     trainer.prepare_to_train()
     assert not any(g.get("capturable") for o in trainer.optimizers.values() for g in o.param_groups)
     net = place(make_gan((1, 28, 28), width=0.125)[1], torch.device("cpu"))

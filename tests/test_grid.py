@@ -17,8 +17,10 @@ from pddlite import PDDLiteError
 from pddlite.cli import main
 from pddlite.methods import METHODS
 from pddlite.grid import grid_runs, load_results, parse_shard, replicate, select_shard
+from pddlite.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
+CPU = Runtime(device="cpu", progress=False)  # each run's epoch bars hidden, as in a grid by default
 REQUIRED_KEYS = {"dataset", "anomaly", "method", "rep", "seed", "profile", "auroc", "auprc", "seconds", "device"}
 
 
@@ -87,7 +89,7 @@ def test_the_grid_scores_validation_tasks_apart(tmp_path, monkeypatch):
 
     monkeypatch.setitem(METHODS, "fake_v", as_method(run))
     rows = replicate(["mnist-5k"], ["fake_v"], reps=1, anomalies=[3], profile="smoke", out_dir=tmp_path,
-                     device="cpu", progress=False, split="validation")
+                     runtime=CPU, progress=False, split="validation")
     assert seen == [("validation", None)] and rows[0]["split"] == "validation"
     assert [p.name for p in json_files(tmp_path)] == ["anomaly3_rep0_shots20_validation.json"]
 
@@ -136,7 +138,7 @@ def test_shards_written_apart_merge_by_copying(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, "fake", fake_method(calls))
     for k in (1, 2, 3):
         replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 5], profile="smoke", out_dir=tmp_path / f"shard{k}",
-                  shard=f"{k}/3", device="cpu", progress=False)
+                  shard=f"{k}/3", runtime=CPU, progress=False)
     merged = tmp_path / "merged"
     for k in (1, 2, 3):  # "merge by copying result files together"
         for f in json_files(tmp_path / f"shard{k}"):
@@ -157,7 +159,7 @@ def test_an_interrupted_grid_resumes_without_losing_or_repeating_runs(tmp_path, 
     monkeypatch.setitem(METHODS, "fake", fake_method(first, fail_after=3))
     with pytest.raises(RuntimeError, match="interrupted on purpose"):
         replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
-                  device="cpu", progress=False)
+                  runtime=CPU, progress=False)
     assert len(first) == 3
     assert len(json_files(out)) == 3  # every finished run was written at once
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
@@ -165,7 +167,7 @@ def test_an_interrupted_grid_resumes_without_losing_or_repeating_runs(tmp_path, 
     second: list = []
     monkeypatch.setitem(METHODS, "fake", fake_method(second))
     rows = replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
-                     device="cpu", progress=False)
+                     runtime=CPU, progress=False)
     assert len(second) == 6 - 3  # only what was missing ran
     assert not set(c[:2] for c in first) & set(c[:2] for c in second)
     assert len(rows) == 6 and len(json_files(out)) == 6
@@ -178,7 +180,7 @@ def test_an_interrupted_grid_resumes_without_losing_or_repeating_runs(tmp_path, 
     third: list = []
     monkeypatch.setitem(METHODS, "fake", fake_method(third))
     again = replicate(["mnist-5k"], ["fake"], reps=2, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
-                      device="cpu", progress=False)
+                      runtime=CPU, progress=False)
     assert third == [] and again == rows  # a finished grid is read back, not re-run
 
 
@@ -196,8 +198,9 @@ SLOW_GRID = textwrap.dedent("""
     METHODS["slowfake"] = type("Slow", (Detector,), {"run": lambda self, task: run(task, self.profile, self.seed, self.device)})
 
     from pddlite.grid import replicate
+    from pddlite.runtime import Runtime
     replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke",
-              out_dir=sys.argv[1], device="cpu", progress=False)
+              out_dir=sys.argv[1], runtime=Runtime(device="cpu", progress=False), progress=False)
 """)
 
 
@@ -224,7 +227,7 @@ def test_a_killed_grid_resumes(tmp_path, monkeypatch):
     calls: list = []
     monkeypatch.setitem(METHODS, "slowfake", fake_method(calls))
     rows = replicate(["mnist-5k"], ["slowfake"], reps=3, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
-                     device="cpu", progress=False)
+                     runtime=CPU, progress=False)
     assert len(calls) == 9 - len(done)
     assert len(rows) == 9 and len(json_files(out)) == 9
     assert len({(r["anomaly"], r["rep"]) for r in load_results(out)}) == 9
@@ -239,14 +242,14 @@ def test_methods_of_a_repetition_see_the_same_prototypes(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, "fake_a", fake_method(seen_a))
     monkeypatch.setitem(METHODS, "fake_b", fake_method(seen_b))
     replicate(["mnist-5k"], ["fake_a", "fake_b"], reps=2, anomalies=[4], profile="smoke", out_dir=tmp_path,
-              device="cpu", progress=False)
+              runtime=CPU, progress=False)
     assert seen_a == seen_b  # same (anomaly, seed, prototypes) run by run
     assert seen_a[0][2] != seen_a[1][2]  # and another draw for the next repetition
 
 
 def test_real_runs_through_the_grid(tmp_path, capsys):
     rows = replicate(["mnist-5k"], ["pdd", "deepsvdd"], reps=1, anomalies=[2], profile="smoke", out_dir=tmp_path,
-                     device="cpu", shots=5, progress=False)
+                     runtime=CPU, shots=5, progress=False)
     assert [r["method"] for r in rows] == ["pdd", "deepsvdd"]
     for row in rows:
         assert REQUIRED_KEYS <= set(row)
@@ -266,7 +269,7 @@ def test_a_row_made_with_other_settings_or_for_another_task_is_run_again(tmp_pat
     monkeypatch.setitem(METHODS, "fake_s", fake_method(calls))
     out = tmp_path / "results"
     kwargs = dict(datasets=["mnist-5k"], methods=["fake_s"], reps=1, anomalies=[0, 1, 2], profile="smoke",
-                  out_dir=out, device="cpu", progress=False)
+                  out_dir=out, runtime=CPU, progress=False)
     replicate(**kwargs)
     assert len(calls) == 3
     files = json_files(out)
@@ -322,8 +325,9 @@ COUNTING_GRID = textwrap.dedent("""
     METHODS["countfake"] = type("Counting", (Detector,), {"run": lambda self, task: run(task, self.profile, self.seed, self.device)})
 
     from pddlite.grid import replicate
+    from pddlite.runtime import Runtime
     replicate(["mnist-5k"], ["countfake"], reps=2, anomalies=[0, 1, 2, 3], profile="smoke",
-              out_dir=sys.argv[1], device="cpu", progress=False)
+              out_dir=sys.argv[1], runtime=Runtime(device="cpu", progress=False), progress=False)
 """)
 
 
@@ -350,7 +354,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over_and_a_live_one_is_respecte
     monkeypatch.setitem(METHODS, "fake_c", fake_method(calls))
     out = tmp_path / "results"
     kwargs = dict(datasets=["mnist-5k"], methods=["fake_c"], reps=1, anomalies=[0, 1], profile="smoke",
-                  out_dir=out, device="cpu", progress=False)
+                  out_dir=out, runtime=CPU, progress=False)
     runs = grid_runs(["mnist-5k"], ["fake_c"], 1, [0, 1])
     dead, live = (r.path(out, "smoke") for r in runs)
     dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
@@ -386,7 +390,7 @@ def test_reps_beyond_the_seeds_and_impossible_shots_are_refused_before_any_run(t
 
 
 def _pixel_grid(out, **extra):
-    return replicate(["mnist-5k"], ["pixel-knn"], reps=1, anomalies=[1], profile="smoke", out_dir=out, device="cpu",
+    return replicate(["mnist-5k"], ["pixel-knn"], reps=1, anomalies=[1], profile="smoke", out_dir=out, runtime=CPU,
                      progress=False, **extra)
 
 
@@ -416,7 +420,7 @@ def test_rows_made_on_other_images_are_not_reused_for_another_data_dir(tmp_path)
     write_mnist_like(tmp_path / "a", "MNIST", seed=0)
     write_mnist_like(tmp_path / "b", "MNIST", seed=1)
     kwargs = dict(datasets=["mnist"], methods=["pixel-knn"], reps=1, anomalies=[1], shots=3, profile="smoke",
-                  out_dir=tmp_path / "results", device="cpu", progress=False)
+                  out_dir=tmp_path / "results", runtime=CPU, progress=False)
     on_a = replicate(data_dir=tmp_path / "a", **kwargs)[0]
     with pytest.warns(UserWarning, match="re-running .*has data"):
         on_b = replicate(data_dir=tmp_path / "b", **kwargs)[0]
@@ -482,7 +486,7 @@ def test_a_claim_not_refreshed_is_taken_over_whatever_its_host_and_a_fresh_one_i
     _age(reused, 3 * 24 * 3600)
     with pytest.warns(UserWarning, match=f"1 of 3 runs are still being run .*{fresh.name}.* remove the claim"):
         rows = replicate(["mnist-5k"], ["fake_h"], reps=1, anomalies=[0, 1, 2], profile="smoke", out_dir=out,
-                         device="cpu", progress=False)
+                         runtime=CPU, progress=False)
     assert sorted(c[0] for c in calls) == [0, 1] and len(rows) == 2
     assert fresh.exists() and not colab.exists() and not reused.exists()
 

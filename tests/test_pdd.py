@@ -11,6 +11,7 @@ import torch
 from pddlite import PDD, PDDLiteError, auroc, make_task
 from pddlite.gan import GANTrainer
 from pddlite.pdd import PDDConfig, Stage, read_checkpoint
+from pddlite.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +308,7 @@ def test_copy_with_changes_options_and_leaves_the_original(task):
 def test_a_finished_checkpoint_reports_the_same_pretraining_metrics(tmp_path):
     from pddlite.experiment import run_task
 
-    kwargs = dict(dataset="mnist-5k", anomaly=1, profile="smoke", device="cpu", progress=False,
+    kwargs = dict(dataset="mnist-5k", anomaly=1, profile="smoke", runtime=Runtime(device="cpu", progress=False),
                   checkpoint=tmp_path / "run.pt")
     first = run_task(**kwargs)
     again = run_task(**kwargs)  # loads the finished checkpoint instead of training
@@ -456,7 +457,7 @@ def test_the_adversarial_only_control_is_the_same_after_a_finished_checkpoint(tm
     from a checkpoint written without the control reports the control of a fresh run."""
     from pddlite.experiment import run_task
 
-    kwargs = dict(dataset="mnist-5k", anomaly=1, profile="smoke", device="cpu", progress=False)
+    kwargs = dict(dataset="mnist-5k", anomaly=1, profile="smoke", runtime=Runtime(device="cpu", progress=False))
     fresh = run_task(**kwargs)
     run_task(**kwargs, checkpoint=tmp_path / "run.pt", ablation=False)
     resumed = run_task(**kwargs, checkpoint=tmp_path / "run.pt")

@@ -8,6 +8,9 @@ from pddlite.baselines import PixelCentroid, PixelKNN, PixelKNNUnlabeled
 from pddlite.data import subsample_indices
 from pddlite.errors import PDDLiteError
 from pddlite.experiment import run_task
+from pddlite.runtime import Runtime
+
+QUIET_CPU = Runtime(device="cpu", progress=False)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -76,13 +79,13 @@ def test_pixel_baselines_are_inductive(cls, mnist5k_task):
 
 
 def test_pixel_methods_run_as_methods_and_refuse_pdd_options():
-    row = run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", device="cpu", progress=False)
+    row = run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", runtime=QUIET_CPU)
     assert row["method"] == "pixel-knn" and 0 <= row["auroc"] <= 1 and row["split"] == "test"
-    val = run_task("mnist-5k", 1, profile="smoke", method="pixel-centroid", device="cpu", progress=False,
+    val = run_task("mnist-5k", 1, profile="smoke", method="pixel-centroid", runtime=QUIET_CPU,
                    split="validation")
     assert val["split"] == "validation"
     with pytest.raises(PDDLiteError, match="variants belong to PDD"):
-        run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", device="cpu", variant="paper")
+        run_task("mnist-5k", 1, profile="smoke", method="pixel-knn", runtime=QUIET_CPU, variant="paper")
     with pytest.raises(PDDLiteError, match="unknown PixelKNN option.*k; known: .*chunk_size"):
         PixelKNN(k=3)
     with pytest.raises(PDDLiteError, match="needs labels y: the class of each prototype"):

@@ -17,6 +17,7 @@ from pddlite import PDD
 from pddlite.baselines import EGBAD, MCDD, DeepSVDD, GANomaly
 from pddlite.cli import main
 from pddlite import PDDLiteError
+from pddlite.runtime import Runtime
 from pddlite.timing import (TimedStage, TrainingEstimate, estimate_training, flops_per_step, seconds_per_step,
                             steps_per_epoch)
 from pddlite.trainer import EpochTrainer
@@ -33,7 +34,7 @@ class LineFit(EpochTrainer):
     loss_names = ("mse",)
 
     def __init__(self):
-        super().__init__("cpu", 0, precision="fp32")
+        super().__init__(Runtime(device="cpu", precision="fp32"))
         self.net = torch.nn.Linear(3, 1)
         self.modules = {"net": self.net}
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=0.05)}

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from pddlite.errors import PDDLiteError
+from pddlite.runtime import Runtime
 from pddlite.trainer import EpochTrainer, is_compiled
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -18,7 +19,7 @@ class LineFit(EpochTrainer):
     loss_names = ("mse",)
 
     def __init__(self, seed: int = 0, compile: bool = False):
-        super().__init__("cpu", seed, precision="fp32", compile=compile)
+        super().__init__(Runtime(device="cpu", seed=seed, precision="fp32", compile=compile))
         torch.manual_seed(seed)
         self.net = nn.Linear(3, 1)
         self.modules = {"net": self.net}
@@ -97,4 +98,4 @@ def test_a_deep_copy_of_a_compiled_trainer_is_uncompiled_and_compile_must_be_tru
     trainer.prepare_to_train()
     assert is_compiled(trainer.net) and not is_compiled(copy.deepcopy(trainer).net)
     with pytest.raises(PDDLiteError, match="compile must be True or False, got 'yes'"):
-        EpochTrainer("cpu", 0, compile="yes")
+        EpochTrainer(Runtime(device="cpu", compile="yes"))

@@ -4,7 +4,10 @@ import torch
 
 from pddlite.margins import Eq56Terms, NotebookTerms
 from pddlite.nets import init_weights, make_gan
+from pddlite.runtime import Runtime
 from pddlite.tuneup import TuneUpTrainer
+
+CPU = Runtime(device="cpu")
 
 
 def tiny(seed=0):
@@ -19,7 +22,7 @@ def tiny(seed=0):
 
 def test_margin_steps_alone_lower_the_eq56_loss():
     g, d, x, y = tiny()
-    trainer = TuneUpTrainer(g, d, x, y, margin=Eq56Terms(), margin_lr=2e-3, adversarial=False, seed=0)
+    trainer = TuneUpTrainer(g, d, x, y, margin=Eq56Terms(), margin_lr=2e-3, adversarial=False, runtime=CPU)
     first = trainer.margin_step().item()
     for _ in range(30):
         last = trainer.margin_step().item()
@@ -28,9 +31,9 @@ def test_margin_steps_alone_lower_the_eq56_loss():
 
 def test_the_strategy_sets_the_optimisers_and_the_generator_rate():
     g, d, x, y = tiny()
-    eq56 = TuneUpTrainer(g, d, x, y, margin="eq56", lr=1e-3)
+    eq56 = TuneUpTrainer(g, d, x, y, margin="eq56", lr=1e-3, runtime=CPU)
     assert "margin" in eq56.optimizers and eq56.optimizers["generator"].param_groups[0]["lr"] == 1e-3
-    notebook = TuneUpTrainer(g, d, x, y, margin=NotebookTerms(), lr=1e-3)
+    notebook = TuneUpTrainer(g, d, x, y, margin=NotebookTerms(), lr=1e-3, runtime=CPU)
     assert {"intra", "inter"} <= set(notebook.optimizers) and "margin" not in notebook.optimizers
     assert notebook.optimizers["generator"].param_groups[0]["lr"] == 2e-3
 
@@ -38,7 +41,7 @@ def test_the_strategy_sets_the_optimisers_and_the_generator_rate():
 def test_switching_the_margin_steps_off_leaves_the_adversarial_steps_alone():
     g, d, x, y = tiny()
     images = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(5)) * 2 - 1
-    trainer = TuneUpTrainer(g, d, x, y, margin_steps=False, seed=0)
+    trainer = TuneUpTrainer(g, d, x, y, margin_steps=False, runtime=CPU)
     before = [p.detach().clone() for p in d.parameters()]
     losses = trainer.batch_losses(trainer.select(images, torch.arange(32)))
     assert losses[2].item() == 0.0 and losses[0].item() > 0.0

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..device import Precision
+from ..runtime import Runtime
 from .. import options
 from ..modes import network_mode
 from ..nets import LEAKY_SLOPE, channels, conv_trunk, init_weights, unsupported_shape
@@ -185,9 +185,8 @@ class AutoencoderTrainer(_StepLRMixin, EpochTrainer):
     """Pre-training of phi as the encoder of an autoencoder (sum of squared errors per image)."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, *, lr: float = 1e-4, weight_decay: float = 5e-4,
-                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto", compile: bool = False):
-        super().__init__(device, seed, precision, compile)
+                 milestone: int = 0, runtime: Runtime = Runtime()):
+        super().__init__(runtime)
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
         params = list(encoder.parameters()) + list(decoder.parameters())
@@ -208,9 +207,8 @@ class SVDDTrainer(_StepLRMixin, EpochTrainer):
     """One-class Deep SVDD: minimise the mean squared distance of phi(x) to the fixed centre c."""
 
     def __init__(self, encoder: nn.Module, center: torch.Tensor, *, lr: float = 1e-4, weight_decay: float = 5e-7,
-                 milestone: int = 0, device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto", compile: bool = False):
-        super().__init__(device, seed, precision, compile)
+                 milestone: int = 0, runtime: Runtime = Runtime()):
+        super().__init__(runtime)
         self.encoder, self.center = encoder, center
         self.modules = {"encoder": encoder}
         self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=lr, weight_decay=weight_decay)}
@@ -302,13 +300,12 @@ class DeepSVDD(BaselineDetector):
     def _autoencoder_trainer(self) -> AutoencoderTrainer:
         s = self.schedule_
         return AutoencoderTrainer(self.encoder_, self.decoder_, lr=self.ae_lr, weight_decay=s["ae_weight_decay"],
-                                  milestone=s["ae_milestone"], device=self.device_, seed=self.runtime_.seed,
-                                  precision=self.precision_, compile=self.runtime_.compile)
+                                  milestone=s["ae_milestone"], runtime=self.runtime_)
 
     def _svdd_trainer(self, center: torch.Tensor) -> SVDDTrainer:
         return SVDDTrainer(self.encoder_, center, lr=self.lr, weight_decay=self.weight_decay,
-                           milestone=self.schedule_["milestone"], device=self.device_, seed=self.runtime_.seed + 1,
-                           precision=self.precision_, compile=self.runtime_.compile)
+                           milestone=self.schedule_["milestone"],
+                           runtime=self.runtime_.with_seed(self.runtime_.seed + 1))
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         s = self.schedule_

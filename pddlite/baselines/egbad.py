@@ -142,11 +142,9 @@ class EGBAD(BaselineDetector):
         self.lr_ = self.lr if self.lr is not None else EGBAD_LR[tuple(image_shape)]
         g, e, d = (net.to(self.device_) for net in (generator, encoder, discriminator))
         if self.ema_decay is None:
-            self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, device=self.device_, seed=self.runtime_.seed,
-                                         precision=self.precision_, compile=self.runtime_.compile)
+            self.trainer_ = BiGANTrainer(g, e, d, lr=self.lr_, runtime=self.runtime_)
         else:
-            self.trainer_ = EMABiGANTrainer(g, e, d, lr=self.lr_, device=self.device_, seed=self.runtime_.seed,
-                                            precision=self.precision_, compile=self.runtime_.compile, ema_decay=self.ema_decay)
+            self.trainer_ = EMABiGANTrainer(g, e, d, lr=self.lr_, runtime=self.runtime_, ema_decay=self.ema_decay)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.runtime_.progress, "EGBAD (BiGAN)")

@@ -53,7 +53,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..device import Precision
+from ..runtime import Runtime
 from .. import options
 from ..gan import adam, bce_fake, bce_real
 from ..nets import Z_DIM, conv_trunk, init_weights, make_gan
@@ -103,9 +103,8 @@ class GANomalyTrainer(EpochTrainer):
 
     def __init__(self, generator: GANomalyGenerator, discriminator: nn.Module, *, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), w_adv: float = 1.0, w_con: float = 50.0,
-                 w_enc: float = 1.0, adversarial: str = "code", device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto", compile: bool = False):
-        super().__init__(device, seed, precision, compile)
+                 w_enc: float = 1.0, adversarial: str = "code", runtime: Runtime = Runtime()):
+        super().__init__(runtime)
         self.generator, self.discriminator = generator, discriminator
         self.modules = {"generator": generator, "discriminator": discriminator}
         self.optimizers = {"generator": adam(generator.parameters(), lr, betas),
@@ -181,8 +180,7 @@ class GANomaly(BaselineDetector):
         self.generator_, self.discriminator_ = generator.to(self.device_), discriminator.to(self.device_)
         self.trainer_ = GANomalyTrainer(
             self.generator_, self.discriminator_, lr=self.lr, w_adv=self.w_adv, w_con=self.w_con,
-            w_enc=self.w_enc, adversarial=self.adversarial, device=self.device_, seed=self.runtime_.seed,
-            precision=self.precision_, compile=self.runtime_.compile)
+            w_enc=self.w_enc, adversarial=self.adversarial, runtime=self.runtime_)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.history_ = self.trainer_.fit(images, epochs, batch_size, self.runtime_.progress, "GANomaly")

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment import random_crop_flip
-from ..device import Precision
+from ..runtime import Runtime
 from .. import options
 from ..errors import PDDLiteError
 from ..modes import network_mode
@@ -111,9 +111,8 @@ class MCDDTrainer(EpochTrainer):
     optimiser, learning-rate steps and augmentation of one of :data:`RECIPES`."""
 
     def __init__(self, net: MCDDNet, labels: torch.Tensor, *, recipe: str = "tabular", lr: float | None = None,
-                 reg_lambda: float | None = None, epochs: int = 1, device: torch.device | str = "cpu", seed: int = 0,
-                 precision: str | Precision = "auto", compile: bool = False):
-        super().__init__(device, seed, precision, compile)
+                 reg_lambda: float | None = None, epochs: int = 1, runtime: Runtime = Runtime()):
+        super().__init__(runtime)
         settings = RECIPES[recipe]
         self.net, self.labels = net, labels
         self.recipe = recipe
@@ -199,8 +198,7 @@ class MCDD(BaselineDetector):
     def _trainer(self, labels: torch.Tensor, epochs: int) -> MCDDTrainer:
         self.recipe_ = resolve_recipe(self.recipe, self.image_shape_)
         return MCDDTrainer(self.net_, labels, recipe=self.recipe_, lr=self.lr, reg_lambda=self.reg_lambda,
-                           epochs=epochs, device=self.device_, seed=self.runtime_.seed, precision=self.precision_,
-                           compile=self.runtime_.compile)
+                           epochs=epochs, runtime=self.runtime_)
 
     def _train(self, images, labels, batch_size, epochs) -> None:
         self.trainer_ = self._trainer(labels, epochs)
