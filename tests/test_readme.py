@@ -183,3 +183,20 @@ def test_the_layout_lists_every_module_and_no_other():
         baselines.append(m.group(1))
     assert sorted(top) == sorted(p.name for p in (ROOT / "pddlite").glob("*.py"))
     assert sorted(baselines) == sorted(p.name for p in (ROOT / "pddlite" / "baselines").glob("*.py"))
+
+
+# --------------------------------------------------------------------------- the Python example
+
+
+def test_the_python_example_runs_as_written_and_predict_agrees_with_the_threshold():
+    """The README's first Python block, run as a reader would paste it (smoke profile, mnist-5k
+    offline); its names then hold what the text beside it says they hold."""
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    names: dict = {}
+    exec(compile(block, "README.md", "exec"), names)
+    model, scores, labels = names["model"], names["scores"], names["labels"]
+    assert set(labels.tolist()) <= {0, 1}
+    assert (labels == (scores > model.threshold_)).all()
+    assert len(model.decision_scores_) == len(model.labels_) > 0
+    flagged = model.labels_.mean()  # the training images above threshold_: about the contamination
+    assert abs(flagged - model.contamination) < 0.02, flagged
