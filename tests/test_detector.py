@@ -146,7 +146,7 @@ def test_a_training_image_held_by_the_scorer_does_not_count_its_own_zero_distanc
 def test_pdd_pseudo_labeled_scores_of_training_images_leave_their_own_kernel_out(small_task):
     """Under scoring="kde-pseudo" the unlabeled images are kernels of Eq. 7: a training image's
     score leaves its own kernel out (it would otherwise rank every training image as very normal)."""
-    from pddlite.scoring import PrototypeKDE, make_scorer
+    from pddlite.scoring import PrototypeKDE
 
     model = METHODS["pdd"](profile="smoke", device="cpu", progress=False, max_train_images=120).fit(small_task)
     assert model.config_.scoring == "kde-pseudo"
@@ -169,4 +169,3 @@ def test_pdd_pseudo_labeled_scores_of_training_images_leave_their_own_kernel_out
         np.testing.assert_allclose(float(manual[column] - kde.log_density(z_train[i:i + 1])[0, column]),
                                    float(left_out - full), rtol=1e-9)
     assert np.all(model.decision_scores_ >= with_own - 1e-12) and np.any(model.decision_scores_ > with_own + 1e-6)
-    assert make_scorer  # the one scorer factory PDD uses
